@@ -1,0 +1,43 @@
+"""The public REST API (``/v1``), the OAuth 2.0 server and the OpenAPI schema at ``/schema``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis.asyncio as aioredis
+from litestar import Litestar
+from litestar.types import ControllerRouterHandler
+
+import shared.tasks  # noqa: F401  (every job name the api may enqueue resolves)
+from services.common.app import build_service
+from shared.config import Settings, get_settings
+from shared.db import SessionMaker
+from shared.logging import configure_logging
+
+DESCRIPTION = """
+Quita's public API. Retailers load customers and installments, configure their collection
+schedule (régua), and follow every contact and reply. Errors are RFC 9457 problem+json with a
+stable `code` and, for invalid input, one entry per field in `errors`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessionmaker: SessionMaker | None = None,
+    redis: aioredis.Redis | None = None,
+    extra_routes: Sequence[ControllerRouterHandler] = (),
+) -> Litestar:
+    settings = settings or get_settings()
+    if sessionmaker is None:
+        configure_logging(settings, "api")
+    return build_service(
+        settings=settings,
+        process="api",
+        title="Quita API",
+        description=DESCRIPTION,
+        route_handlers=[*extra_routes],
+        max_body_bytes=settings.api_max_body_bytes,
+        sessionmaker=sessionmaker,
+        redis=redis,
+    )

@@ -1,0 +1,332 @@
+"""``quita``: the platform operator's command line.
+
+Every subcommand accepts ``--json`` and then prints one JSON document, so scripts can drive it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from shared.config import QUEUES, Settings, get_settings, reset_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+Handler = Callable[[argparse.Namespace, Settings], Any]
+
+
+def _out(args: argparse.Namespace, data: dict[str, Any], human: str) -> None:
+    if args.json:
+        print(json.dumps(data, default=str))
+    else:
+        print(human)
+
+
+def _run_async(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coro)
+
+
+# --- db ---------------------------------------------------------------------------------------
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> None:
+    from shared.db import migrate
+
+    migrate.upgrade(settings, args.revision)
+    revision = migrate.current(settings)
+    _out(args, {"revision": revision}, f"database at revision {revision}")
+
+
+def cmd_db_current(args: argparse.Namespace, settings: Settings) -> None:
+    from shared.db import migrate
+
+    revision = migrate.current(settings)
+    _out(args, {"revision": revision}, f"database at revision {revision}")
+
+
+def cmd_db_revision(args: argparse.Namespace, settings: Settings) -> None:
+    from alembic import command
+
+    from shared.db import migrate
+
+    script = command.revision(
+        migrate.alembic_config(settings), message=args.message, autogenerate=args.autogenerate
+    )
+    path = getattr(script, "path", None)
+    _out(args, {"path": path}, f"created {path}")
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+def cmd_demo_seed(args: argparse.Namespace, settings: Settings) -> None:
+    summary = _run_async(_seed(settings))
+    _out(args, {"tenant_id": summary.tenant_id, "tenant": summary.tenant_name},
+         f"demo retailer: {summary.tenant_name} ({summary.tenant_id})")
+
+
+async def _seed(settings: Settings) -> Any:
+    from shared import demo
+    from shared.db import create_engine, create_sessionmaker
+
+    engine = create_engine(settings, process="cli")
+    try:
+        async with create_sessionmaker(engine)() as session:
+            summary = await demo.seed(session)
+            await session.commit()
+            return summary
+    finally:
+        await engine.dispose()
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+def cmd_jobs_ping(args: argparse.Namespace, settings: Settings) -> None:
+    result = _run_async(_ping(settings, args.timeout))
+    if result["status"] != "done":
+        _out(args, result, f"job {result['job_id']} not done after {args.timeout}s")
+        raise SystemExit(1)
+    _out(args, result, f"job {result['job_id']} done in {result['seconds']}s")
+
+
+async def _ping(settings: Settings, timeout: float) -> dict[str, Any]:
+    from sqlalchemy import text
+
+    import shared.tasks  # noqa: F401
+    from shared.db import create_engine, create_sessionmaker
+    from shared.queue import enqueue
+
+    engine = create_engine(settings, process="cli")
+    started = time.monotonic()
+    try:
+        maker = create_sessionmaker(engine)
+        async with maker() as session:
+            job_id = await enqueue(session, "system.ping", note="quita jobs ping")
+            await session.commit()
+        while time.monotonic() - started < timeout:
+            async with maker() as session:
+                done = (await session.execute(
+                    text("SELECT done_at IS NOT NULL FROM outbox WHERE id = :id"), {"id": job_id}
+                )).scalar_one()
+            if done:
+                return {"job_id": job_id, "status": "done",
+                        "seconds": round(time.monotonic() - started, 3)}
+            await asyncio.sleep(0.1)
+        return {"job_id": job_id, "status": "pending", "seconds": timeout}
+    finally:
+        await engine.dispose()
+
+
+def cmd_jobs_stats(args: argparse.Namespace, settings: Settings) -> None:
+    stats = _run_async(_stats(settings))
+    human = "\n".join(f"{k:>12}: {v}" for k, v in stats.items())
+    _out(args, stats, human)
+
+
+async def _stats(settings: Settings) -> dict[str, int]:
+    from sqlalchemy import text
+
+    from shared.db import create_engine
+
+    engine = create_engine(settings, process="cli")
+    try:
+        async with engine.connect() as conn:
+            row = (await conn.execute(text(
+                """SELECT count(*) FILTER (WHERE dispatched_at IS NULL AND done_at IS NULL
+                                            AND failed_at IS NULL),
+                          count(*) FILTER (WHERE dispatched_at IS NOT NULL AND done_at IS NULL
+                                            AND failed_at IS NULL),
+                          count(*) FILTER (WHERE done_at IS NOT NULL),
+                          count(*) FILTER (WHERE failed_at IS NOT NULL)
+                   FROM outbox"""
+            ))).one()
+        return dict(zip(("pending", "dispatched", "done", "failed"), row, strict=True))
+    finally:
+        await engine.dispose()
+
+
+# --- processes --------------------------------------------------------------------------------
+
+SERVICES = {
+    "api": "services.api.app:create_app",
+    "webhooks": "services.webhooks.app:create_app",
+    "sandbox": "services.sandbox.app:create_app",
+}
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    port = {"api": settings.api_port, "webhooks": settings.webhooks_port,
+            "sandbox": settings.sandbox_port}[args.service]
+    argv = [
+        _bin("granian"), "--interface", "asgi", "--factory", SERVICES[args.service],
+        "--host", settings.host, "--port", str(port), "--workers", str(args.workers),
+        "--no-ws", "--log-level", "warning",
+    ]
+    os.execv(argv[0], argv)  # noqa: S606
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
+    argv = [
+        _bin("dramatiq"), "services.worker.main", "--skip-logging",
+        "--processes", str(args.processes or settings.worker_processes),
+        "--threads", str(args.threads or settings.worker_threads),
+        "--queues", *(args.queues or QUEUES),
+    ]
+    os.execv(argv[0], argv)  # noqa: S606
+
+
+def cmd_relay(args: argparse.Namespace, settings: Settings) -> None:
+    from services.worker import relay
+
+    relay.main(settings)
+
+
+def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> None:
+    from services.worker import scheduler
+
+    scheduler.main(settings)
+
+
+def _bin(name: str) -> str:
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else (shutil.which(name) or name)
+
+
+# --- embedded services and the dev launcher ----------------------------------------------------
+
+def embedded_environment(settings: Settings, *, force: bool = False) -> dict[str, str]:
+    """Start the embedded servers the configuration lacks; returns the variables to export."""
+    from shared import embedded
+
+    want_db = force or settings.embedded or "database_url" not in settings.model_fields_set
+    want_redis = force or settings.embedded or "redis_url" not in settings.model_fields_set
+    env: dict[str, str] = {}
+    if want_db:
+        env["QUITA_DATABASE_URL"] = embedded.start_postgres(
+            (settings.data_dir / "pg").resolve(), "quita"
+        )
+    if want_redis:
+        env["QUITA_REDIS_URL"] = embedded.start_redis((settings.data_dir / "redis").resolve())
+    return env
+
+
+def cmd_services_start(args: argparse.Namespace, settings: Settings) -> None:
+    env = embedded_environment(settings, force=True)
+    _out(args, env, "\n".join(f"export {k}='{v}'" for k, v in env.items()))
+
+
+def cmd_services_stop(args: argparse.Namespace, settings: Settings) -> None:
+    from shared import embedded
+
+    embedded.stop(settings.data_dir)
+    _out(args, {"stopped": True}, "embedded services stopped")
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
+    """The whole platform with demo data: embedded servers if needed, migrate, seed, Procfile."""
+    from shared import embedded
+
+    started = embedded_environment(settings)
+    os.environ.update(started)
+    reset_settings()
+    settings = get_settings()
+    cmd_db_upgrade(argparse.Namespace(json=False, revision="head"), settings)
+    summary = _run_async(_seed(settings))
+    print(_banner(settings, summary, started), flush=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONUNBUFFERED": "1"}
+    honcho = subprocess.Popen(  # noqa: S603
+        [_bin("honcho"), "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT)], env=env
+    )
+    # Ctrl-C reaches honcho too (same process group); SIGTERM is forwarded so a supervisor can
+    # stop everything the same way.
+    signal.signal(signal.SIGTERM, lambda *_: honcho.send_signal(signal.SIGTERM))
+    try:
+        while True:
+            try:
+                code = honcho.wait()
+                break
+            except KeyboardInterrupt:
+                continue
+    finally:
+        if started:
+            embedded.stop(settings.data_dir)
+    raise SystemExit(0 if code in (0, 130, 143, -signal.SIGINT, -signal.SIGTERM) else code)
+
+
+def _banner(settings: Settings, summary: Any, started: dict[str, str]) -> str:
+    where = "embedded (data in .quita/)" if started else "configured servers"
+    return f"""
+Quita is starting — Postgres and Redis: {where}
+  API        {settings.base_url("api")}        (OpenAPI: {settings.base_url("api")}/schema)
+  Webhooks   {settings.base_url("webhooks")}
+  Sandbox    {settings.base_url("sandbox")}
+  Demo retailer: {summary.tenant_name} ({summary.tenant_id})
+Ctrl-C stops everything; the data stays for the next run.
+"""
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    # --json is accepted before or after the subcommand.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print one JSON document")
+    parser = argparse.ArgumentParser(prog="quita", description=__doc__)
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Handler, help_: str, parent: Any = sub) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help_, parents=[common])
+        p.set_defaults(handler=handler)
+        return p
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
+    add("upgrade", cmd_db_upgrade, "create the role and migrate to a revision", db).add_argument(
+        "revision", nargs="?", default="head")
+    add("current", cmd_db_current, "print the current revision", db)
+    rev = add("revision", cmd_db_revision, "create a migration script", db)
+    rev.add_argument("-m", "--message", required=True)
+    rev.add_argument("--autogenerate", action="store_true")
+
+    demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo", required=True)
+    add("seed", cmd_demo_seed, "create the demo retailer (idempotent)", demo)
+
+    jobs = sub.add_parser("jobs", help="background jobs").add_subparsers(dest="jobs", required=True)
+    ping = add("ping", cmd_jobs_ping, "run a no-op job end to end and wait for it", jobs)
+    ping.add_argument("--timeout", type=float, default=30.0)
+    add("stats", cmd_jobs_stats, "outbox counts by state", jobs)
+
+    services = sub.add_parser("services", help="embedded Postgres and Redis")
+    ssub = services.add_subparsers(dest="services", required=True)
+    add("start", cmd_services_start, "start them and print their URLs", ssub)
+    add("stop", cmd_services_stop, "stop them (data stays in .quita/)", ssub)
+
+    serve = add("serve", cmd_serve, "run an HTTP service with granian")
+    serve.add_argument("service", choices=sorted(SERVICES))
+    serve.add_argument("--workers", type=int, default=1)
+    worker = add("worker", cmd_worker, "run Dramatiq workers on every queue")
+    worker.add_argument("--processes", type=int)
+    worker.add_argument("--threads", type=int)
+    worker.add_argument("--queues", nargs="*", choices=QUEUES)
+    add("relay", cmd_relay, "run the outbox relay")
+    add("scheduler", cmd_scheduler, "run the scheduler")
+    add("run", cmd_run, "the whole platform with demo data (what `make run` calls)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.handler(args, get_settings())
+
+
+if __name__ == "__main__":
+    main()

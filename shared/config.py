@@ -1,0 +1,130 @@
+"""One typed settings object for every Quita process.
+
+Every value comes from the environment with the ``QUITA_`` prefix (or a ``.env`` file), e.g.
+``QUITA_DATABASE_URL``.  Secrets are ``SecretStr`` so they never show up in a repr or a log.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    TEST = "test"
+    PROD = "prod"
+
+
+class LogFormat(StrEnum):
+    CONSOLE = "console"
+    JSON = "json"
+
+
+QUEUES = ("send", "inbound", "default", "webhooks_out")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="QUITA_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    env: Environment = Environment.DEV
+
+    # Postgres.  ``database_url`` is the owner's DSN (migrations, role setup).  The services
+    # connect as ``database_app_role``, a role without SUPERUSER or BYPASSRLS, so row-level
+    # security applies to them; its DSN is derived from the owner's unless given explicitly.
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/quita"
+    database_app_url: str | None = None
+    database_app_role: str = "quita_app"
+    database_app_password: SecretStr = SecretStr("quita_app")
+    database_pool_size: int = 10
+    database_max_overflow: int = 10
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    queue_namespace: str = "quita"
+
+    # Where `make run` keeps the embedded servers' data (git-ignored).
+    data_dir: Path = Path(".quita")
+    # Force the embedded Postgres/Redis even when the URLs above are set or reachable.
+    embedded: bool = False
+    embedded_redis_port: int = 6390
+
+    host: str = "127.0.0.1"
+    api_port: int = 8000
+    webhooks_port: int = 8001
+    sandbox_port: int = 8002
+    public_base_url: str | None = None
+
+    log_level: str = "INFO"
+    log_format: LogFormat | None = None  # default: json in prod, console elsewhere
+
+    webhooks_max_body_bytes: int = 1_048_576
+    api_max_body_bytes: int = 10_485_760
+
+    # Outbox relay
+    relay_batch_size: int = 500
+    relay_poll_seconds: float = 1.0
+    relay_sweep_seconds: float = 30.0
+    relay_sweep_grace_seconds: float = 15.0
+    outbox_retention_days: int = 7
+
+    # Scheduler
+    scheduler_tick_seconds: float = 60.0
+
+    # Worker
+    worker_processes: int = 1
+    worker_threads: int = 16
+    job_time_limit_ms: int = 60_000
+
+    @model_validator(mode="after")
+    def _default_log_format(self) -> Settings:
+        if self.log_format is None:
+            self.log_format = LogFormat.JSON if self.env is Environment.PROD else LogFormat.CONSOLE
+        return self
+
+    @property
+    def admin_dsn(self) -> URL:
+        """The owner's DSN for SQLAlchemy on asyncpg."""
+        return _with_driver(make_url(self.database_url), "postgresql+asyncpg")
+
+    @property
+    def app_dsn(self) -> URL:
+        """The application role's DSN for SQLAlchemy on asyncpg."""
+        if self.database_app_url:
+            return _with_driver(make_url(self.database_app_url), "postgresql+asyncpg")
+        return self.admin_dsn.set(
+            username=self.database_app_role,
+            password=self.database_app_password.get_secret_value(),
+        )
+
+    def base_url(self, service: str) -> str:
+        port = {"api": self.api_port, "webhooks": self.webhooks_port, "sandbox": self.sandbox_port}
+        return f"http://{self.host}:{port[service]}"
+
+
+def _with_driver(url: URL, driver: str) -> URL:
+    return url.set(drivername=driver)
+
+
+def libpq_dsn(url: URL) -> str:
+    """A DSN that plain asyncpg/libpq understand (no SQLAlchemy driver suffix)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the dev launcher change the environment)."""
+    get_settings.cache_clear()
+
+
+__all__ = ["QUEUES", "Environment", "LogFormat", "Settings", "get_settings", "libpq_dsn"]

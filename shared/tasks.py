@@ -1,0 +1,9 @@
+"""The registry of everything that runs in the background.
+
+Importing this module registers every job (``shared/domains/*/tasks.py``) and every periodic task.
+The worker, the scheduler, the api and the webhooks service all import it, so every name written
+to the outbox resolves.
+"""
+
+from shared.domains.system import tasks as _system_tasks  # noqa: F401
+from shared.queue import maintenance as _maintenance  # noqa: F401
