@@ -37,6 +37,7 @@ def _run_async(coro: Coroutine[Any, Any, Any]) -> Any:
 
 # --- db ---------------------------------------------------------------------------------------
 
+
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> None:
     from shared.db import migrate
 
@@ -66,10 +67,14 @@ def cmd_db_revision(args: argparse.Namespace, settings: Settings) -> None:
 
 # --- demo -------------------------------------------------------------------------------------
 
+
 def cmd_demo_seed(args: argparse.Namespace, settings: Settings) -> None:
     summary = _run_async(_seed(settings))
-    _out(args, {"tenant_id": summary.tenant_id, "tenant": summary.tenant_name},
-         f"demo retailer: {summary.tenant_name} ({summary.tenant_id})")
+    _out(
+        args,
+        {"tenant_id": summary.tenant_id, "tenant": summary.tenant_name},
+        f"demo retailer: {summary.tenant_name} ({summary.tenant_id})",
+    )
 
 
 async def _seed(settings: Settings) -> Any:
@@ -87,6 +92,7 @@ async def _seed(settings: Settings) -> Any:
 
 
 # --- jobs -------------------------------------------------------------------------------------
+
 
 def cmd_jobs_ping(args: argparse.Namespace, settings: Settings) -> None:
     result = _run_async(_ping(settings, args.timeout))
@@ -112,12 +118,18 @@ async def _ping(settings: Settings, timeout: float) -> dict[str, Any]:
             await session.commit()
         while time.monotonic() - started < timeout:
             async with maker() as session:
-                done = (await session.execute(
-                    text("SELECT done_at IS NOT NULL FROM outbox WHERE id = :id"), {"id": job_id}
-                )).scalar_one()
+                done = (
+                    await session.execute(
+                        text("SELECT done_at IS NOT NULL FROM outbox WHERE id = :id"),
+                        {"id": job_id},
+                    )
+                ).scalar_one()
             if done:
-                return {"job_id": job_id, "status": "done",
-                        "seconds": round(time.monotonic() - started, 3)}
+                return {
+                    "job_id": job_id,
+                    "status": "done",
+                    "seconds": round(time.monotonic() - started, 3),
+                }
             await asyncio.sleep(0.1)
         return {"job_id": job_id, "status": "pending", "seconds": timeout}
     finally:
@@ -138,15 +150,19 @@ async def _stats(settings: Settings) -> dict[str, int]:
     engine = create_engine(settings, process="cli")
     try:
         async with engine.connect() as conn:
-            row = (await conn.execute(text(
-                """SELECT count(*) FILTER (WHERE dispatched_at IS NULL AND done_at IS NULL
+            row = (
+                await conn.execute(
+                    text(
+                        """SELECT count(*) FILTER (WHERE dispatched_at IS NULL AND done_at IS NULL
                                             AND failed_at IS NULL),
                           count(*) FILTER (WHERE dispatched_at IS NOT NULL AND done_at IS NULL
                                             AND failed_at IS NULL),
                           count(*) FILTER (WHERE done_at IS NOT NULL),
                           count(*) FILTER (WHERE failed_at IS NOT NULL)
                    FROM outbox"""
-            ))).one()
+                    )
+                )
+            ).one()
         return dict(zip(("pending", "dispatched", "done", "failed"), row, strict=True))
     finally:
         await engine.dispose()
@@ -162,22 +178,41 @@ SERVICES = {
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
-    port = {"api": settings.api_port, "webhooks": settings.webhooks_port,
-            "sandbox": settings.sandbox_port}[args.service]
+    port = {
+        "api": settings.api_port,
+        "webhooks": settings.webhooks_port,
+        "sandbox": settings.sandbox_port,
+    }[args.service]
     argv = [
-        _bin("granian"), "--interface", "asgi", "--factory", SERVICES[args.service],
-        "--host", settings.host, "--port", str(port), "--workers", str(args.workers),
-        "--no-ws", "--log-level", "warning",
+        _bin("granian"),
+        "--interface",
+        "asgi",
+        "--factory",
+        SERVICES[args.service],
+        "--host",
+        settings.host,
+        "--port",
+        str(port),
+        "--workers",
+        str(args.workers),
+        "--no-ws",
+        "--log-level",
+        "warning",
     ]
     os.execv(argv[0], argv)  # noqa: S606
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     argv = [
-        _bin("dramatiq"), "services.worker.main", "--skip-logging",
-        "--processes", str(args.processes or settings.worker_processes),
-        "--threads", str(args.threads or settings.worker_threads),
-        "--queues", *(args.queues or QUEUES),
+        _bin("dramatiq"),
+        "services.worker.main",
+        "--skip-logging",
+        "--processes",
+        str(args.processes or settings.worker_processes),
+        "--threads",
+        str(args.threads or settings.worker_threads),
+        "--queues",
+        *(args.queues or QUEUES),
     ]
     os.execv(argv[0], argv)  # noqa: S606
 
@@ -200,6 +235,7 @@ def _bin(name: str) -> str:
 
 
 # --- embedded services and the dev launcher ----------------------------------------------------
+
 
 def embedded_environment(settings: Settings, *, force: bool = False) -> dict[str, str]:
     """Start the embedded servers the configuration lacks; returns the variables to export."""
@@ -240,9 +276,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
     cmd_db_upgrade(argparse.Namespace(json=False, revision="head"), settings)
     summary = _run_async(_seed(settings))
     print(_banner(settings, summary, started), flush=True)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONUNBUFFERED": "1"}
-    honcho = subprocess.Popen(  # noqa: S603
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    honcho = subprocess.Popen(
         [_bin("honcho"), "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT)], env=env
     )
     # Ctrl-C reaches honcho too (same process group); SIGTERM is forwarded so a supervisor can
@@ -275,11 +314,13 @@ Ctrl-C stops everything; the data stays for the next run.
 
 # --- parser -----------------------------------------------------------------------------------
 
+
 def build_parser() -> argparse.ArgumentParser:
     # --json is accepted before or after the subcommand.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="print one JSON document")
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document"
+    )
     parser = argparse.ArgumentParser(prog="quita", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -291,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
     add("upgrade", cmd_db_upgrade, "create the role and migrate to a revision", db).add_argument(
-        "revision", nargs="?", default="head")
+        "revision", nargs="?", default="head"
+    )
     add("current", cmd_db_current, "print the current revision", db)
     rev = add("revision", cmd_db_revision, "create a migration script", db)
     rev.add_argument("-m", "--message", required=True)

@@ -49,10 +49,14 @@ def stop(data_dir: Path) -> None:
 def start_postgres(pgdata: Path, database: str) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        import pgserver
+        from pgserver.postgres_server import PostgresServer, get_server
 
+    pgdata = pgdata.resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    # pgserver caches one handle per data directory in this process; a stopped server would be
+    # handed back as if running.
+    PostgresServer._instances.pop(pgdata, None)
+    server = get_server(pgdata, cleanup_mode=None)
     socket_dir = server.get_postmaster_info().socket_dir
     return f"postgresql://postgres@/{database}?host={socket_dir}"
 
@@ -60,7 +64,7 @@ def start_postgres(pgdata: Path, database: str) -> str:
 def stop_postgres(pgdata: Path) -> None:
     if not (pgdata / "postmaster.pid").exists():
         return
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     user = "pgserver" if os.geteuid() == 0 else None
     try:
@@ -97,15 +101,24 @@ def start_redis(redis_dir: Path) -> str:
     subprocess.run(
         [
             redis_binary(),
-            "--port", "0",
-            "--unixsocket", str(sock),
-            "--unixsocketperm", "700",
-            "--dir", str(redis_dir),
-            "--appendonly", "yes",
-            "--save", "",
-            "--daemonize", "yes",
-            "--pidfile", str(redis_dir / "redis.pid"),
-            "--logfile", str(redis_dir / "redis.log"),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(redis_dir),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(redis_dir / "redis.pid"),
+            "--logfile",
+            str(redis_dir / "redis.log"),
         ],
         check=True,
         stdout=subprocess.DEVNULL,

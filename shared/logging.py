@@ -27,16 +27,24 @@ _DOCUMENT = re.compile(
 # Bare CPF (11 digits) or CNPJ (14 chars, alphanumeric allowed in the first 12).
 _BARE_DOCUMENT = re.compile(r"(?<![\w-])(?:\d{11}|[0-9A-Z]{12}\d{2})(?![\w-])")
 # Phone numbers: E.164 or Brazilian national formats, e.g. +5511987654321, (11) 98765-4321.
-_PHONE = re.compile(
-    r"(?<![\w-])(?:\+\d{10,15}|\(?\d{2}\)?[ ]?9?\d{4}[- ]?\d{4})(?![\w-])"
-)
+_PHONE = re.compile(r"(?<![\w-])(?:\+\d{10,15}|\(?\d{2}\)?[ ]?9?\d{4}[- ]?\d{4})(?![\w-])")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 _MASK = "***"
 # Keys whose values are never logged at all.
 _SECRET_KEYS = frozenset(
-    {"password", "secret", "client_secret", "token", "access_token", "refresh_token",
-     "authorization", "cookie", "app_secret", "api_key"}
+    {
+        "password",
+        "secret",
+        "client_secret",
+        "token",
+        "access_token",
+        "refresh_token",
+        "authorization",
+        "cookie",
+        "app_secret",
+        "api_key",
+    }
 )
 
 

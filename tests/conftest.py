@@ -20,14 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 os.environ["QUITA_ENV"] = "test"
 os.environ.setdefault("QUITA_LOG_LEVEL", "WARNING")
 
-from shared.config import Environment, Settings  # noqa: E402
-from shared.db import (  # noqa: E402
+from shared.config import Environment, Settings
+from shared.db import (
     SessionMaker,
     create_engine,
     reset_sessionmaker,
     use_sessionmaker,
 )
-from tests.support import services  # noqa: E402
+from tests.support import services
 
 _STARTED_EMBEDDED = False
 
@@ -206,10 +206,20 @@ async def run_jobs(sessionmaker: SessionMaker) -> Callable[[], Awaitable[list[An
         seen: set[int] = set()
         while True:
             async with sessionmaker() as s:
-                ids = (await s.execute(text(
-                    """SELECT id FROM outbox WHERE dispatched_at IS NULL AND done_at IS NULL
-                       AND failed_at IS NULL AND not_before <= now() ORDER BY id"""
-                ))).scalars().all()
+                ids = (
+                    (
+                        await s.execute(
+                            text(
+                                """SELECT id FROM outbox
+                                   WHERE dispatched_at IS NULL AND done_at IS NULL
+                                     AND failed_at IS NULL AND not_before <= now()
+                                   ORDER BY id"""
+                            )
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
             fresh = [i for i in ids if i not in seen]
             if not fresh:
                 return outcomes
@@ -218,3 +228,24 @@ async def run_jobs(sessionmaker: SessionMaker) -> Callable[[], Awaitable[list[An
                 outcomes.append(await run_job(sessionmaker, job_id))
 
     return run
+
+
+@pytest_asyncio.fixture
+async def committed(engine: AsyncEngine, admin_engine: AsyncEngine) -> AsyncIterator[SessionMaker]:
+    """Sessions that really commit (for tests where other processes or threads must see the
+    data: relay, worker, scheduler).  Tables are emptied before and after."""
+
+    async def wipe() -> None:
+        async with admin_engine.begin() as conn:
+            await conn.execute(
+                text("TRUNCATE outbox, scheduler_runs, tenants RESTART IDENTITY CASCADE")
+            )
+
+    await wipe()
+    maker = async_sessionmaker(engine, expire_on_commit=False)
+    token = use_sessionmaker(maker)
+    try:
+        yield maker
+    finally:
+        reset_sessionmaker(token)
+        await wipe()

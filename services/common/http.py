@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 import structlog
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import text
@@ -43,7 +44,9 @@ _STATUS_CODES = {
 }
 
 
-def problem_response(request: Request[Any, Any, Any], body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
+def problem_response(
+    request: Request[Any, Any, Any], body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response[Any]:
     body.setdefault("instance", request.url.path)
     return Response(
         content=body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers or {}
@@ -108,7 +111,7 @@ class RequestContextMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
@@ -122,7 +125,7 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
-                message["headers"] = headers  # type: ignore[typeddict-unknown-key]
+                message["headers"] = headers
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
@@ -131,7 +134,7 @@ class RequestContextMiddleware:
             finally:
                 log.info(
                     "http.request",
-                    method=scope["method"],
+                    method=scope.get("method"),
                     path=scope["path"],
                     status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
@@ -148,8 +151,13 @@ class Resources:
     engine: AsyncEngine | None = None
 
 
-def lifespan(settings: Settings, process: str, *, sessionmaker: SessionMaker | None = None,
-             redis: aioredis.Redis | None = None) -> Any:
+def lifespan(
+    settings: Settings,
+    process: str,
+    *,
+    sessionmaker: SessionMaker | None = None,
+    redis: aioredis.Redis | None = None,
+) -> Any:
     """A lifespan that puts :class:`Resources` on ``app.state.resources``.
 
     Tests pass their own ``sessionmaker`` (bound to a rolled-back connection) and ``redis``.

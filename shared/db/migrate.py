@@ -58,7 +58,9 @@ async def ensure_app_role(settings: Settings) -> None:
             )
         except asyncpg.UniqueViolationError:
             pass  # another process created it at the same moment
-        await conn.execute(f'GRANT CONNECT ON DATABASE "{_ident(admin.database or "")}" TO "{role}"')
+        await conn.execute(
+            f'GRANT CONNECT ON DATABASE "{_ident(admin.database or "")}" TO "{role}"'
+        )
     finally:
         await conn.close()
 

@@ -50,7 +50,9 @@ class OutboxJob(Base):
             "ix_outbox_due",
             "not_before",
             "id",
-            postgresql_where=text("dispatched_at IS NULL AND done_at IS NULL AND failed_at IS NULL"),
+            postgresql_where=text(
+                "dispatched_at IS NULL AND done_at IS NULL AND failed_at IS NULL"
+            ),
         ),
         Index(
             "ix_outbox_in_flight",

@@ -2,7 +2,15 @@
 Dramatiq queues on Redis, and run idempotently by the worker."""
 
 from shared.queue.outbox import enqueue
-from shared.queue.registry import REGISTRY, JobContext, JobSpec, RetryLater, UnknownJob, get_job, job
+from shared.queue.registry import (
+    REGISTRY,
+    JobContext,
+    JobSpec,
+    RetryLater,
+    UnknownJob,
+    get_job,
+    job,
+)
 from shared.queue.runner import Outcome, run_job
 
 __all__ = [

@@ -13,6 +13,7 @@ import dramatiq
 import redis
 import structlog
 from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AsyncIO,
@@ -53,7 +54,7 @@ class DatabaseResources(Middleware):
 class LogContext(Middleware):
     """Binds the message's ids to the log context of the worker thread running it."""
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         structlog.contextvars.bind_contextvars(
             message_id=message.message_id,
             request_id=message.options.get("correlation_id"),
@@ -61,12 +62,17 @@ class LogContext(Middleware):
         )
 
     def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], *,
-        result: Any = None, exception: BaseException | None = None,
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
     ) -> None:
         structlog.contextvars.unbind_contextvars("message_id", "request_id", "tenant_id")
 
-    after_skip_message = after_process_message
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        structlog.contextvars.unbind_contextvars("message_id", "request_id", "tenant_id")
 
 
 def build_broker(settings: Settings, *, resources: bool = True) -> RedisBroker:
@@ -83,7 +89,7 @@ def build_broker(settings: Settings, *, resources: bool = True) -> RedisBroker:
         CurrentMessage(),
     ]
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=3)
-    return RedisBroker(
+    return RedisBroker(  # type: ignore[no-untyped-call]
         client=client,
         namespace=settings.queue_namespace,
         middleware=middleware,

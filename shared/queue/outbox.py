@@ -35,23 +35,19 @@ async def enqueue(
     if delay is not None:
         when = when + delay
     context = structlog.contextvars.get_contextvars()
-    stmt = (
-        insert(OutboxJob)
-        .values(
-            actor=spec.name,
-            queue=spec.queue,
-            args=kwargs,
-            tenant_id=tenant_id,
-            correlation_id=context.get("request_id") or context.get("correlation_id"),
-            dedupe_key=dedupe_key,
-            not_before=when,
-        )
-        .returning(OutboxJob.id)
+    stmt = insert(OutboxJob).values(
+        actor=spec.name,
+        queue=spec.queue,
+        args=kwargs,
+        tenant_id=tenant_id,
+        correlation_id=context.get("request_id") or context.get("correlation_id"),
+        dedupe_key=dedupe_key,
+        not_before=when,
     )
     if dedupe_key is not None:
         stmt = stmt.on_conflict_do_nothing(
             index_elements=[OutboxJob.dedupe_key],
             index_where=literal_column("dedupe_key").isnot(None),
         )
-    result = await session.execute(stmt)
+    result = await session.execute(stmt.returning(OutboxJob.id))
     return result.scalar_one_or_none()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,10 +28,8 @@ class JobContext:
     correlation_id: str | None
 
 
-class JobFn(Protocol):
-    __name__: str
-
-    def __call__(self, ctx: JobContext, /, **kwargs: Any) -> Awaitable[None]: ...
+# ``async def fn(ctx: JobContext, *, ...) -> None``; keyword arguments are JSON values.
+JobFn = Callable[..., Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +47,7 @@ class JobSpec:
         return float(min(self.max_backoff_s, self.min_backoff_s * 2 ** max(0, attempts - 1)))
 
 
-class RetryLater(Exception):  # noqa: N818  (a signal, not an error)
+class RetryLater(Exception):
     """Raised by a job that must wait (rate limit, provider Retry-After) without failing."""
 
     def __init__(self, delay_s: float, reason: str = "retry later") -> None:

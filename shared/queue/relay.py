@@ -1,9 +1,10 @@
 """The outbox relay: moves due outbox rows to Dramatiq queues in Redis, and re-dispatches lost ones.
 
-One short transaction per batch: claim due rows (``FOR UPDATE SKIP LOCKED``, so several relays can
-run), push their messages to Redis in one pipeline, mark them dispatched, commit.  A crash between
-the push and the commit pushes the same message again later — the job's row lock and done mark make
-that harmless.  Woken by ``LISTEN quita_outbox`` (a trigger NOTIFYs on insert), with a poll fallback.
+One short transaction per batch: claim due rows (``FOR UPDATE SKIP LOCKED``, so several relays
+can run), push their messages to Redis in one pipeline, mark them dispatched, commit.  A crash
+between the push and the commit pushes the same message again later — the job's row lock and
+done mark make that harmless.  Woken by ``LISTEN quita_outbox`` (a trigger NOTIFYs on insert),
+with a poll fallback.
 
 The sweeper finds dispatched, unfinished jobs whose message is no longer in Redis (a flush, a lost
 Redis, a dead-lettered message) and makes them due again.  Postgres is the source of truth.
@@ -81,7 +82,12 @@ def queue_key(namespace: str, queue: str) -> str:
 
 
 def encode_message(
-    *, queue: str, actor: str, job_id: int, redis_id: str, correlation_id: str | None,
+    *,
+    queue: str,
+    actor: str,
+    job_id: int,
+    redis_id: str,
+    correlation_id: str | None,
     tenant_id: Any,
 ) -> bytes:
     """The Dramatiq message for one job: the worker only needs the job id."""
@@ -124,8 +130,12 @@ class Relay:
                 rid = redis_message_id(job_id, dispatch_count)
                 key = queue_key(ns, queue)
                 payload = encode_message(
-                    queue=queue, actor=actor, job_id=job_id, redis_id=rid,
-                    correlation_id=correlation_id, tenant_id=tenant_id,
+                    queue=queue,
+                    actor=actor,
+                    job_id=job_id,
+                    redis_id=rid,
+                    correlation_id=correlation_id,
+                    tenant_id=tenant_id,
                 )
                 pipe.hset(f"{key}.msgs", rid, payload)
                 pipe.rpush(key, rid)
@@ -152,7 +162,9 @@ class Relay:
                 return 0
             pipe = self.redis.pipeline(transaction=False)
             for job_id, queue, dispatch_count in rows:
-                pipe.hexists(f"{queue_key(ns, queue)}.msgs", redis_message_id(job_id, dispatch_count))
+                pipe.hexists(
+                    f"{queue_key(ns, queue)}.msgs", redis_message_id(job_id, dispatch_count)
+                )
             present = await pipe.execute()
             lost = [row[0] for row, here in zip(rows, present, strict=True) if not here]
             if not lost:
@@ -182,7 +194,8 @@ class Relay:
                 waiter = asyncio.create_task(self._wake.wait())
                 stopper = asyncio.create_task(stop.wait())
                 await asyncio.wait(
-                    {waiter, stopper}, timeout=self.settings.relay_poll_seconds,
+                    {waiter, stopper},
+                    timeout=self.settings.relay_poll_seconds,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 waiter.cancel()
@@ -206,7 +219,7 @@ class Relay:
             lost = asyncio.Event()
             try:
                 await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake())
-                conn.add_termination_listener(lambda *_: lost.set())
+                conn.add_termination_listener(lambda *_, ev=lost: ev.set())
                 self.wake()  # catch up on anything inserted while we were not listening
                 await lost.wait()
             finally:

@@ -120,12 +120,12 @@ async def _reschedule(
     async with maker() as session:
         await session.execute(
             text(
-                """UPDATE outbox SET dispatched_at = NULL, not_before = now() + make_interval(secs => :delay),
+                """UPDATE outbox SET dispatched_at = NULL,
+                          not_before = now() + make_interval(secs => :delay),
                           attempts = attempts + :inc, last_error = :error
                    WHERE id = :id AND done_at IS NULL"""
             ),
-            {"id": job_id, "delay": delay_s, "inc": int(count_attempt),
-             "error": error},
+            {"id": job_id, "delay": delay_s, "inc": int(count_attempt), "error": error},
         )
         await session.commit()
 

@@ -57,7 +57,9 @@ async def tick(maker: SessionMaker) -> TickResult:
     """Run every periodic task that is due, unless another scheduler holds the tick."""
     async with maker() as session:
         got = (
-            await session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SCHEDULER_LOCK})
+            await session.execute(
+                text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SCHEDULER_LOCK}
+            )
         ).scalar_one()
         if not got:
             await session.rollback()

@@ -24,7 +24,9 @@ def resolve() -> tuple[dict[str, str], bool]:
         if not force and embedded.tcp_answers("127.0.0.1", 5432):
             env["QUITA_TEST_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:5432/postgres"
         else:
-            env["QUITA_TEST_DATABASE_URL"] = embedded.start_postgres(EMBEDDED_DIR / "pg", "postgres")
+            env["QUITA_TEST_DATABASE_URL"] = embedded.start_postgres(
+                EMBEDDED_DIR / "pg", "postgres"
+            )
             started = True
     if not os.environ.get("QUITA_TEST_REDIS_URL"):
         if not force and embedded.tcp_answers("127.0.0.1", 6379):

@@ -37,8 +37,11 @@ async def _run_async() -> None:
 
 
 if context.is_offline_mode():
-    context.configure(url=settings.admin_dsn.render_as_string(hide_password=False),
-                      target_metadata=target_metadata, literal_binds=True)
+    context.configure(
+        url=settings.admin_dsn.render_as_string(hide_password=False),
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 else:

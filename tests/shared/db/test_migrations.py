@@ -25,9 +25,7 @@ async def test_services_connect_as_a_role_without_superuser_or_bypassrls(
 ) -> None:
     row = (
         await session.execute(
-            text(
-                "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
-            )
+            text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
         )
     ).one()
 

@@ -28,7 +28,9 @@ def upgrade() -> None:
         "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}"
     )
-    op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role}")
+    op.execute(
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role}"
+    )
 
     op.create_table(
         "tenants",
@@ -36,8 +38,12 @@ def upgrade() -> None:
         sa.Column("slug", sa.String(63), nullable=False),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_tenants"),
         sa.UniqueConstraint("slug", name="uq_tenants_slug"),
         sa.CheckConstraint("kind IN ('retailer', 'agency')", name="ck_tenants_kind"),
@@ -48,12 +54,18 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),
         sa.Column("actor", sa.String(120), nullable=False),
         sa.Column("queue", sa.String(40), nullable=False),
-        sa.Column("args", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column(
+            "args", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False
+        ),
         sa.Column("tenant_id", sa.Uuid(), nullable=True),
         sa.Column("correlation_id", sa.String(64), nullable=True),
         sa.Column("dedupe_key", sa.String(200), nullable=True),
-        sa.Column("not_before", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "not_before", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("dispatch_count", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
@@ -63,15 +75,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_outbox"),
     )
     op.create_index(
-        "ix_outbox_due", "outbox", ["not_before", "id"],
+        "ix_outbox_due",
+        "outbox",
+        ["not_before", "id"],
         postgresql_where=sa.text("dispatched_at IS NULL AND done_at IS NULL AND failed_at IS NULL"),
     )
     op.create_index(
-        "ix_outbox_in_flight", "outbox", ["dispatched_at"],
-        postgresql_where=sa.text("dispatched_at IS NOT NULL AND done_at IS NULL AND failed_at IS NULL"),
+        "ix_outbox_in_flight",
+        "outbox",
+        ["dispatched_at"],
+        postgresql_where=sa.text(
+            "dispatched_at IS NOT NULL AND done_at IS NULL AND failed_at IS NULL"
+        ),
     )
     op.create_index(
-        "uq_outbox_dedupe_key", "outbox", ["dedupe_key"], unique=True,
+        "uq_outbox_dedupe_key",
+        "outbox",
+        ["dedupe_key"],
+        unique=True,
         postgresql_where=sa.text("dedupe_key IS NOT NULL"),
     )
     op.create_index(
