@@ -253,6 +253,23 @@ def embedded_environment(settings: Settings, *, force: bool = False) -> dict[str
     return env
 
 
+def running_embedded_environment(settings: Settings) -> dict[str, str]:
+    """For commands run beside `make run`: the embedded servers' URLs, where they are up and
+    the configuration does not name other servers."""
+    from shared import embedded
+
+    env: dict[str, str] = {}
+    if settings.embedded or "database_url" not in settings.model_fields_set:
+        url = embedded.running_postgres(settings.data_dir / "pg", "quita")
+        if url:
+            env["QUITA_DATABASE_URL"] = url
+    if settings.embedded or "redis_url" not in settings.model_fields_set:
+        url = embedded.running_redis(settings.data_dir / "redis")
+        if url:
+            env["QUITA_REDIS_URL"] = url
+    return env
+
+
 def cmd_services_start(args: argparse.Namespace, settings: Settings) -> None:
     env = embedded_environment(settings, force=True)
     _out(args, env, "\n".join(f"export {k}='{v}'" for k, v in env.items()))
@@ -367,7 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.handler(args, get_settings())
+    settings = get_settings()
+    if args.handler not in (cmd_run, cmd_services_start, cmd_services_stop):
+        found = running_embedded_environment(settings)
+        if found:
+            os.environ.update(found)
+            reset_settings()
+            settings = get_settings()
+    args.handler(args, settings)
 
 
 if __name__ == "__main__":

@@ -117,6 +117,13 @@ def libpq_dsn(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def redis_url_with_db(url: str, db: int) -> str:
+    """``url`` pointing at Redis logical database ``db`` (TCP or unix-socket URLs)."""
+    if url.startswith("unix://"):
+        return f"{url.split('?')[0]}?db={db}"
+    return f"{url.rsplit('/', 1)[0]}/{db}"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()

@@ -46,10 +46,15 @@ def stop(data_dir: Path) -> None:
     stop_postgres(data_dir / "pg")
 
 
-def start_postgres(pgdata: Path, database: str) -> str:
+def _quiet_pgserver_import() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        from pgserver.postgres_server import PostgresServer, get_server
+        import pgserver  # noqa: F401
+
+
+def start_postgres(pgdata: Path, database: str) -> str:
+    _quiet_pgserver_import()
+    from pgserver.postgres_server import PostgresServer, get_server
 
     pgdata = pgdata.resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -61,9 +66,29 @@ def start_postgres(pgdata: Path, database: str) -> str:
     return f"postgresql://postgres@/{database}?host={socket_dir}"
 
 
+def running_postgres(pgdata: Path, database: str) -> str | None:
+    """The URL of the embedded Postgres in ``pgdata`` if it is running, else ``None``."""
+    if not (pgdata / "postmaster.pid").exists():
+        return None
+    _quiet_pgserver_import()
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata.resolve())
+    if info is None or not info.is_running() or info.socket_dir is None:
+        return None
+    return f"postgresql://postgres@/{database}?host={info.socket_dir}"
+
+
+def running_redis(redis_dir: Path) -> str | None:
+    """The URL of the embedded Redis in ``redis_dir`` if it answers, else ``None``."""
+    url = f"unix://{_redis_socket(redis_dir.resolve())}?db=0"
+    return url if _redis_answers(url) else None
+
+
 def stop_postgres(pgdata: Path) -> None:
     if not (pgdata / "postmaster.pid").exists():
         return
+    _quiet_pgserver_import()
     from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     user = "pgserver" if os.geteuid() == 0 else None
@@ -156,3 +181,23 @@ def tcp_answers(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def resolve_local_services(
+    data_dir: Path, *, force_embedded: bool = False
+) -> tuple[str, str, bool]:
+    """Postgres and Redis for the suite and the benchmarks: the ones on 127.0.0.1 if they answer,
+    else embedded ones under ``data_dir``.  Returns (owner DSN to the ``postgres`` database,
+    Redis URL, whether anything embedded was started)."""
+    started = False
+    if not force_embedded and tcp_answers("127.0.0.1", 5432):
+        database_url = "postgresql://postgres@127.0.0.1:5432/postgres"
+    else:
+        database_url = start_postgres(data_dir / "pg", "postgres")
+        started = True
+    if not force_embedded and tcp_answers("127.0.0.1", 6379):
+        redis_url = "redis://127.0.0.1:6379/0"
+    else:
+        redis_url = start_redis(data_dir / "redis")
+        started = True
+    return database_url, redis_url, started

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 os.environ["QUITA_ENV"] = "test"
 os.environ.setdefault("QUITA_LOG_LEVEL", "WARNING")
 
-from shared.config import Environment, Settings
+from shared.config import Environment, Settings, redis_url_with_db
 from shared.db import (
     SessionMaker,
     create_engine,
@@ -55,7 +55,7 @@ def settings(request: pytest.FixtureRequest) -> Settings:
     index = _worker_index(request)
     base = make_url(os.environ["QUITA_TEST_DATABASE_URL"])
     redis_base = os.environ["QUITA_TEST_REDIS_URL"]
-    redis_url = _redis_db(redis_base, 1 + index % 15)
+    redis_url = redis_url_with_db(redis_base, 1 + index % 15)
     return Settings(
         env=Environment.TEST,
         database_url=base.set(database=f"quita_test_{index}").render_as_string(hide_password=False),
@@ -65,12 +65,6 @@ def settings(request: pytest.FixtureRequest) -> Settings:
         relay_sweep_grace_seconds=0.0,
         log_level="WARNING",
     )
-
-
-def _redis_db(url: str, db: int) -> str:
-    if url.startswith("unix://"):
-        return url.split("?")[0] + f"?db={db}"
-    return url.rsplit("/", 1)[0] + f"/{db}"
 
 
 @pytest.fixture(scope="session")

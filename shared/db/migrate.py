@@ -49,18 +49,24 @@ async def ensure_app_role(settings: Settings) -> None:
     password = settings.database_app_password.get_secret_value().replace("'", "''")
     conn = await asyncpg.connect(libpq_dsn(admin))
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
-        verb = "ALTER" if exists else "CREATE"
-        try:
-            await conn.execute(
-                f"""{verb} ROLE "{role}" LOGIN PASSWORD '{password}'
-                    NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"""
-            )
-        except asyncpg.UniqueViolationError:
-            pass  # another process created it at the same moment
-        await conn.execute(
-            f'GRANT CONNECT ON DATABASE "{_ident(admin.database or "")}" TO "{role}"'
-        )
+        # Roles are cluster-wide: migrations of two databases of one cluster (test workers, say)
+        # may race on them; both statements are idempotent, so a lost race is simply retried.
+        for attempt in range(5):
+            try:
+                exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+                verb = "ALTER" if exists else "CREATE"
+                await conn.execute(
+                    f"""{verb} ROLE "{role}" LOGIN PASSWORD '{password}'
+                        NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"""
+                )
+                await conn.execute(
+                    f'GRANT CONNECT ON DATABASE "{_ident(admin.database or "")}" TO "{role}"'
+                )
+                break
+            except (asyncpg.UniqueViolationError, asyncpg.InternalServerError):
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.1 * (attempt + 1))
     finally:
         await conn.close()
 

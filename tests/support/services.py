@@ -2,6 +2,7 @@
 
 ``QUITA_TEST_DATABASE_URL`` / ``QUITA_TEST_REDIS_URL`` when set; else the servers on 127.0.0.1 if
 they answer; else embedded ones under ``.quita/test`` (started once by the xdist controller).
+``QUITA_TEST_EMBEDDED=1`` forces the embedded ones.
 """
 
 from __future__ import annotations
@@ -17,24 +18,17 @@ EMBEDDED_DIR = ROOT / ".quita" / "test"
 
 def resolve() -> tuple[dict[str, str], bool]:
     """Return the environment to export and whether embedded servers were started."""
-    env: dict[str, str] = {}
-    started = False
-    force = os.environ.get("QUITA_TEST_EMBEDDED") == "1"
-    if not os.environ.get("QUITA_TEST_DATABASE_URL"):
-        if not force and embedded.tcp_answers("127.0.0.1", 5432):
-            env["QUITA_TEST_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:5432/postgres"
-        else:
-            env["QUITA_TEST_DATABASE_URL"] = embedded.start_postgres(
-                EMBEDDED_DIR / "pg", "postgres"
-            )
-            started = True
-    if not os.environ.get("QUITA_TEST_REDIS_URL"):
-        if not force and embedded.tcp_answers("127.0.0.1", 6379):
-            env["QUITA_TEST_REDIS_URL"] = "redis://127.0.0.1:6379/0"
-        else:
-            env["QUITA_TEST_REDIS_URL"] = embedded.start_redis(EMBEDDED_DIR / "redis")
-            started = True
-    return env, started
+    given_db = os.environ.get("QUITA_TEST_DATABASE_URL")
+    given_redis = os.environ.get("QUITA_TEST_REDIS_URL")
+    if given_db and given_redis:
+        return {}, False
+    db, redis, started = embedded.resolve_local_services(
+        EMBEDDED_DIR, force_embedded=os.environ.get("QUITA_TEST_EMBEDDED") == "1"
+    )
+    return {
+        "QUITA_TEST_DATABASE_URL": given_db or db,
+        "QUITA_TEST_REDIS_URL": given_redis or redis,
+    }, started
 
 
 def stop_embedded() -> None:

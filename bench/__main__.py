@@ -1,0 +1,24 @@
+"""``make bench``: every benchmark, each printed as a figure and a ratio to a bare ceiling
+measured in the same run.  Never part of ``make test``."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from bench import relay_throughput
+
+BENCHMARKS = {"relay": relay_throughput.run}
+
+
+def main(argv: list[str]) -> None:
+    chosen = argv or list(BENCHMARKS)
+    for name in chosen:
+        started = time.perf_counter()
+        for line in BENCHMARKS[name]():
+            print(line, flush=True)
+        print(f"  ({name}: {time.perf_counter() - started:.1f}s)", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
