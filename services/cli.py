@@ -80,10 +80,12 @@ def cmd_demo_seed(args: argparse.Namespace, settings: Settings) -> None:
 async def _seed(settings: Settings) -> Any:
     from shared import demo
     from shared.db import create_engine, create_sessionmaker
+    from shared.tenancy import SYSTEM, use_scope
 
     engine = create_engine(settings, process="cli")
     try:
         async with create_sessionmaker(engine)() as session:
+            await use_scope(session, SYSTEM)
             summary = await demo.seed(session)
             await session.commit()
             return summary

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import SessionMaker
 from shared.queue.registry import REGISTRY, JobContext, RetryLater
+from shared.tenancy.scope import SYSTEM, tenant_scope, use_scope
 
 log = structlog.get_logger("quita.jobs")
 
@@ -62,6 +63,8 @@ async def run_job(maker: SessionMaker, job_id: int) -> Outcome:
         if row is None or row.finished:
             await session.rollback()
             return Outcome.SKIPPED
+        # A job sees what its tenant sees; a job of no tenant is a platform job.
+        await use_scope(session, tenant_scope(row.tenant_id) if row.tenant_id else SYSTEM)
         with structlog.contextvars.bound_contextvars(
             job_id=row.id,
             actor=row.actor,

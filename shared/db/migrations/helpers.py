@@ -30,3 +30,15 @@ def notify_on_insert(table: str, channel: str) -> None:
         f"CREATE TRIGGER {table}_notify AFTER INSERT ON {table} "
         f"FOR EACH STATEMENT EXECUTE FUNCTION {table}_notify()"
     )
+
+
+def enable_rls(table: str, using: str, *, check: str | None = None) -> None:
+    """Turn on row-level security for ``table`` with one policy for every command.
+
+    ``using`` decides which rows are visible; ``check`` (default: the same) which rows may be
+    written.  The application role has no BYPASSRLS, so this binds every query it runs.
+    """
+    op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+    op.execute(
+        f"CREATE POLICY tenant_isolation ON {table} USING ({using}) WITH CHECK ({check or using})"
+    )
