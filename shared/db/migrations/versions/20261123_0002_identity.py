@@ -7,6 +7,7 @@ Create Date: 2026-11-23
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -20,14 +21,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _timestamps() -> list[sa.Column[sa.DateTime]]:
+def _timestamps() -> list[sa.Column[Any]]:
     return [
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column(name, sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False)
+        for name in ("created_at", "updated_at")
     ]
 
 
@@ -46,7 +43,8 @@ def upgrade() -> None:
     op.execute(
         """
         CREATE FUNCTION quita_tenant_ids() RETURNS uuid[] LANGUAGE sql STABLE AS
-        $$ SELECT string_to_array(NULLIF(current_setting('quita.tenant_ids', true), ''), ',')::uuid[] $$
+        $$ SELECT string_to_array(
+               NULLIF(current_setting('quita.tenant_ids', true), ''), ',')::uuid[] $$
         """
     )
     op.execute(
