@@ -10,7 +10,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
@@ -31,7 +31,12 @@ QUEUES = ("send", "inbound", "default", "webhooks_out")
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="QUITA_", env_file=".env", extra="ignore", validate_default=True
+        env_prefix="QUITA_",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+        # A rejected value may be a secret (e.g. a mistyped key): never echo it in the error.
+        hide_input_in_errors=True,
     )
 
     env: Environment = Environment.DEV
@@ -81,6 +86,20 @@ class Settings(BaseSettings):
     worker_processes: int = 1
     worker_threads: int = 16
     job_time_limit_ms: int = 60_000
+
+    # Key-encryption keys for secrets at rest (shared/crypto.py): comma-separated
+    # ``id:base64(32 bytes)``; the first encrypts, all decrypt (rotation).  The default is a
+    # fixed, public dev-only key: production must set its own.
+    secret_keys: SecretStr = SecretStr("dev-only:ZGV2LW9ubHktcXVpdGEta2V5LW5ldmVyLWluLXByb2Q=")
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _valid_secret_keys(cls, value: SecretStr) -> SecretStr:
+        # Imported here: shared.crypto imports this module.
+        from shared.crypto import parse_keys
+
+        parse_keys(value.get_secret_value())
+        return value
 
     @model_validator(mode="after")
     def _default_log_format(self) -> Settings:
