@@ -90,6 +90,19 @@ class Settings(BaseSettings):
     # Key-encryption keys for secrets at rest (shared/crypto.py): comma-separated
     # ``id:base64(32 bytes)``; the first encrypts, all decrypt (rotation).  The default is a
     # fixed, public dev-only key: production must set its own.
+    # OAuth 2.0 / access tokens
+    oauth_issuer: str | None = None  # default: the api's base URL
+    oauth_audience: str = "quita-api"
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    auth_code_ttl_s: int = 300
+    client_secret_overlap_s: int = 24 * 3600
+    # token endpoint and sign-in: per client and per IP (token bucket)
+    token_rate_per_s: float = 5.0
+    token_burst: int = 30
+    signin_rate_per_s: float = 0.5
+    signin_burst: int = 10
+
     secret_keys: SecretStr = SecretStr("dev-only:ZGV2LW9ubHktcXVpdGEta2V5LW5ldmVyLWluLXByb2Q=")
 
     @field_validator("secret_keys")
@@ -121,6 +134,10 @@ class Settings(BaseSettings):
             username=self.database_app_role,
             password=self.database_app_password.get_secret_value(),
         )
+
+    @property
+    def oauth_issuer_url(self) -> str:
+        return self.oauth_issuer or self.public_base_url or self.base_url("api")
 
     def base_url(self, service: str) -> str:
         port = {"api": self.api_port, "webhooks": self.webhooks_port, "sandbox": self.sandbox_port}

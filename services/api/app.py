@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 from litestar import Litestar
+from litestar.middleware import DefineMiddleware
 from litestar.types import ControllerRouterHandler
 
 import shared.tasks  # noqa: F401  (every job name the api may enqueue resolves)
+from services.api.auth.middleware import PUBLIC_PREFIXES, BearerTokenMiddleware
+from services.api.auth.routes import OAUTH_ROUTES
+from services.api.auth.state import auth_lifespan
+from services.api.controllers.admin import AdminController
+from services.api.controllers.identity import IDENTITY_CONTROLLERS
 from services.common.app import build_service
-from shared.config import Settings, get_settings
+from shared.config import Environment, Settings, get_settings
 from shared.db import SessionMaker
 from shared.logging import configure_logging
 
@@ -31,13 +38,20 @@ def create_app(
     settings = settings or get_settings()
     if sessionmaker is None:
         configure_logging(settings, "api")
+    if settings.env is not Environment.PROD and settings.oauth_issuer_url.startswith("http://"):
+        # Authlib refuses plain-http endpoints; only local development and tests run on them.
+        os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
     return build_service(
         settings=settings,
         process="api",
         title="Quita API",
         description=DESCRIPTION,
-        route_handlers=[*extra_routes],
+        route_handlers=[*OAUTH_ROUTES, *IDENTITY_CONTROLLERS, AdminController, *extra_routes],
         max_body_bytes=settings.api_max_body_bytes,
         sessionmaker=sessionmaker,
         redis=redis,
+        middleware=[
+            DefineMiddleware(BearerTokenMiddleware, exclude=[f"^{p}" for p in PUBLIC_PREFIXES])
+        ],
+        lifespans=[auth_lifespan],
     )

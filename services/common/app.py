@@ -23,6 +23,7 @@ from services.common.http import (
 )
 from shared.config import Settings
 from shared.db import SessionMaker
+from shared.tenancy import Scope
 
 
 def build_service(
@@ -37,6 +38,8 @@ def build_service(
     redis: aioredis.Redis | None = None,
     middleware: Sequence[Middleware] = (),
     openapi: bool = True,
+    default_scope: Scope | None = None,
+    lifespans: Sequence[Any] = (),
     **extra: Any,
 ) -> Litestar:
     """A Litestar app with problem+json errors, request ids, /health, /ready and /schema."""
@@ -45,7 +48,16 @@ def build_service(
         dependencies={"db": Provide(provide_db)},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestContextMiddleware, *middleware],
-        lifespan=[lifespan(settings, process, sessionmaker=sessionmaker, redis=redis)],
+        lifespan=[
+            lifespan(
+                settings,
+                process,
+                sessionmaker=sessionmaker,
+                redis=redis,
+                default_scope=default_scope,
+            ),
+            *lifespans,
+        ],
         openapi_config=OpenAPIConfig(
             title=title,
             version="0.1.0",

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from shared.config import Settings
 from shared.db import SessionMaker, create_engine, create_sessionmaker
 from shared.errors import AppError, FieldError, ServiceUnavailable, ValidationFailed
+from shared.tenancy import Principal, use_scope
+from shared.tenancy import Scope as TenantScope
 
 log = structlog.get_logger("quita.http")
 
@@ -143,12 +145,16 @@ class RequestContextMiddleware:
 
 @dataclass
 class Resources:
-    """Per-process clients, created in the app's lifespan (on the server's event loop)."""
+    """Per-process clients, created in the app's lifespan (on the server's event loop).
+
+    ``default_scope`` is the database scope of a request without a principal: nothing for the
+    api (its routes authenticate), the whole platform for provider webhooks."""
 
     settings: Settings
     sessionmaker: SessionMaker
     redis: aioredis.Redis
     engine: AsyncEngine | None = None
+    default_scope: TenantScope = field(default_factory=TenantScope)
 
 
 def lifespan(
@@ -157,6 +163,7 @@ def lifespan(
     *,
     sessionmaker: SessionMaker | None = None,
     redis: aioredis.Redis | None = None,
+    default_scope: TenantScope | None = None,
 ) -> Any:
     """A lifespan that puts :class:`Resources` on ``app.state.resources``.
 
@@ -171,7 +178,8 @@ def lifespan(
             engine = create_engine(settings, process=process)
             maker = create_sessionmaker(engine)
         client = redis or aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=3)
-        app.state.resources = Resources(settings, maker, client, engine)
+        scope = default_scope or TenantScope()
+        app.state.resources = Resources(settings, maker, client, engine, scope)
         try:
             yield
         finally:
@@ -188,9 +196,14 @@ def resources(state: State) -> Resources:
     return res
 
 
-async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: commits when the handler succeeds, rolls back otherwise."""
-    async with resources(state).sessionmaker() as session:
+async def provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work, scoped to the caller's tenants (RLS): commits when the handler
+    succeeds, rolls back otherwise."""
+    res = resources(request.app.state)
+    principal = request.scope.get("user")
+    scope = principal.scope() if isinstance(principal, Principal) else res.default_scope
+    async with res.sessionmaker() as session:
+        await use_scope(session, scope)
         try:
             yield session
         except BaseException:

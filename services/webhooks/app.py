@@ -16,6 +16,7 @@ from services.common.app import build_service
 from shared.config import Settings, get_settings
 from shared.db import SessionMaker
 from shared.logging import configure_logging
+from shared.tenancy import SYSTEM
 
 
 def create_app(
@@ -37,4 +38,6 @@ def create_app(
         max_body_bytes=settings.webhooks_max_body_bytes,
         sessionmaker=sessionmaker,
         redis=redis,
+        # Provider callbacks are routed to a tenant only after verification and lookup.
+        default_scope=SYSTEM,
     )

@@ -76,6 +76,23 @@ def upgrade(settings: Settings | None = None, revision: str = "head") -> None:
     settings = settings or get_settings()
     asyncio.run(_prepare(settings))
     command.upgrade(alembic_config(settings), revision)
+    asyncio.run(_seed_platform(settings))
+
+
+async def _seed_platform(settings: Settings) -> None:
+    """What every installation needs before it serves a request: a signing key."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from shared.db import create_sessionmaker
+    from shared.domains.identity.keys import ensure_key
+
+    engine = create_async_engine(settings.admin_dsn)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            await ensure_key(session)
+            await session.commit()
+    finally:
+        await engine.dispose()
 
 
 async def _prepare(settings: Settings) -> None:

@@ -30,7 +30,7 @@ class Greeting(msgspec.Struct, forbid_unknown_fields=True):
     amount: Annotated[str, msgspec.Meta(pattern=r"^\d+\.\d{2}$")]
 
 
-@post("/test/greetings", status_code=201)
+@post("/test/greetings", status_code=201, exclude_from_auth=True)
 async def create_greeting(
     data: JSONBody[Greeting], db: NamedDependency[AsyncSession]
 ) -> dict[str, Any]:
@@ -38,17 +38,17 @@ async def create_greeting(
     return {"job_id": job_id}
 
 
-@get("/test/conflict", sync_to_thread=False)
+@get("/test/conflict", sync_to_thread=False, exclude_from_auth=True)
 def conflict() -> None:
     raise Conflict("Installment 42 is already paid.")
 
 
-@get("/test/boom", sync_to_thread=False)
+@get("/test/boom", sync_to_thread=False, exclude_from_auth=True)
 def boom() -> None:
     raise RuntimeError("secret internals 123.456.789-09")
 
 
-@post("/test/fail-after-write")
+@post("/test/fail-after-write", exclude_from_auth=True)
 async def fail_after_write(db: NamedDependency[AsyncSession]) -> None:
     await enqueue(db, "system.ping", note="must vanish")
     raise Conflict("changed my mind")

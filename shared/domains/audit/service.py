@@ -1,0 +1,90 @@
+"""Writing audit events: one append-only row per thing that happened, in the caller's
+transaction (so an event exists exactly when its change does)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from shared.models import AuditEvent
+
+
+def _values(
+    action: str,
+    *,
+    tenant_id: uuid.UUID | None,
+    actor_type: str,
+    actor_id: str | None,
+    subject_type: str | None,
+    subject_id: str | None,
+    data: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "actor_type": actor_type,
+        "actor_id": actor_id,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "data": data or {},
+        "request_id": structlog.contextvars.get_contextvars().get("request_id"),
+    }
+
+
+async def record(
+    session: AsyncSession,
+    action: str,
+    *,
+    tenant_id: uuid.UUID | None,
+    actor_type: str,
+    actor_id: str | None,
+    subject_type: str | None = None,
+    subject_id: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit event (``action`` like ``"client.created"``); never secrets in ``data``."""
+    await session.execute(
+        insert(AuditEvent).values(
+            **_values(
+                action,
+                tenant_id=tenant_id,
+                actor_type=actor_type,
+                actor_id=actor_id,
+                subject_type=subject_type,
+                subject_id=subject_id,
+                data=data,
+            )
+        )
+    )
+
+
+def record_sync(
+    session: Session,
+    action: str,
+    *,
+    tenant_id: uuid.UUID | None,
+    actor_type: str,
+    actor_id: str | None,
+    subject_type: str | None = None,
+    subject_id: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """The same, from synchronous code running inside ``AsyncSession.run_sync`` (OAuth hooks)."""
+    session.execute(
+        insert(AuditEvent).values(
+            **_values(
+                action,
+                tenant_id=tenant_id,
+                actor_type=actor_type,
+                actor_id=actor_id,
+                subject_type=subject_type,
+                subject_id=subject_id,
+                data=data,
+            )
+        )
+    )
