@@ -93,7 +93,9 @@ def _shared_processors() -> list[Processor]:
 def _renderer(fmt: LogFormat | None) -> Processor:
     if fmt is LogFormat.JSON:
         return structlog.processors.JSONRenderer(serializer=lambda o, **_: orjson.dumps(o).decode())
-    return structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    return structlog.dev.ConsoleRenderer(
+        colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+    )
 
 
 def configure_logging(settings: Settings, process: str) -> None:

@@ -56,7 +56,7 @@ def settings(request: pytest.FixtureRequest) -> Settings:
     base = make_url(os.environ["QUITA_TEST_DATABASE_URL"])
     redis_base = os.environ["QUITA_TEST_REDIS_URL"]
     redis_url = redis_url_with_db(redis_base, 1 + index % 15)
-    return Settings(
+    settings = Settings(
         env=Environment.TEST,
         database_url=base.set(database=f"quita_test_{index}").render_as_string(hide_password=False),
         redis_url=redis_url,
@@ -65,6 +65,10 @@ def settings(request: pytest.FixtureRequest) -> Settings:
         relay_sweep_grace_seconds=0.0,
         log_level="WARNING",
     )
+    from shared.logging import configure_logging
+
+    configure_logging(settings, "test")
+    return settings
 
 
 @pytest.fixture(scope="session")
@@ -243,3 +247,19 @@ async def committed(engine: AsyncEngine, admin_engine: AsyncEngine) -> AsyncIter
     finally:
         reset_sessionmaker(token)
         await wipe()
+
+
+@pytest_asyncio.fixture
+async def ids(session: AsyncSession, settings: Settings) -> Any:
+    """Factories for tenants, people, clients and tokens (see tests/support/identity.py)."""
+    from tests.support.identity import Identities
+
+    return Identities(session, settings)
+
+
+@pytest_asyncio.fixture
+async def api(http_client: Callable[..., Awaitable[httpx.AsyncClient]]) -> httpx.AsyncClient:
+    """An httpx client on the api app (same transaction as the test)."""
+    from services.api.app import create_app
+
+    return await http_client(create_app)

@@ -486,7 +486,10 @@ async def _decide(
             grant_user = resolve_grant_user(_ctx().session, user_id, tenant_id)
             if grant_user is None:
                 return None
-        return auth.server.create_authorization_response(oreq, grant_user=grant_user)
+        consent_grant = auth.server.get_consent_grant(oreq)
+        return auth.server.create_authorization_response(
+            oreq, grant_user=grant_user, grant=consent_grant
+        )
 
     result = await _run(db, request, authorize)
     if result is None:
