@@ -12,8 +12,8 @@ import httpx
 import httpx2
 import pytest
 from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.integrations.base_client import OAuthError
+from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from shared.models import Role
 from tests.support.identity import PASSWORD, Identities, bearer

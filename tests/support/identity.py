@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import Settings
-from shared.domains.identity import keys as signing, schemas, service, tokens
+from shared.domains.identity import keys as signing
+from shared.domains.identity import schemas, service, tokens
 from shared.domains.identity.service import CLI_ACTOR
 from shared.models import OAuthClient, Role, Tenant, User
 from shared.tenancy import ROLE_SCOPES, SYSTEM, TENANT_SCOPES, use_scope

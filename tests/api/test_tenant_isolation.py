@@ -1,0 +1,216 @@
+"""Tenant isolation, proven on every route the API publishes.
+
+The harness reads the OpenAPI schema, so a route added by any later issue is tried here
+automatically.  For each operation whose path names an object, tenant B's token (and an agency
+with no mandate) must get 404 on tenant A's object (403 on platform routes); for each list, the
+answer must not contain anything of A's.  A path parameter or request body this file does not
+know how to fill fails the suite: register it in ``PATH_PARAMS`` / ``BODIES``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.domains.identity import schemas, service
+from shared.domains.identity.service import CLI_ACTOR
+from shared.models import Membership
+from shared.tenancy import SYSTEM, Scope, tenant_scope, use_scope
+from tests.support.identity import Identities, Party, bearer
+
+PUBLIC = ("/health", "/ready", "/schema", "/oauth", "/.well-known")
+
+
+@dataclass
+class World:
+    a: Party
+    b: Party
+    agency: Party  # an agency with no mandate from A
+    objects: dict[str, str]  # path parameter name -> one of A's ids
+
+    def a_ids(self) -> set[str]:
+        return {
+            str(self.a.id),
+            str(self.a.owner.id),
+            self.a.client.client_id,
+            *self.objects.values(),
+        }
+
+
+# How to name one of A's objects for each path parameter a route may have.
+PATH_PARAMS: dict[str, Callable[[World], str]] = {
+    "membership_id": lambda w: w.objects["membership_id"],
+    "client_uuid": lambda w: w.objects["client_uuid"],
+    "mandate_id": lambda w: w.objects["mandate_id"],
+    "tenant_id": lambda w: str(w.a.id),
+}
+
+# A valid body per request schema, so validation passes and the ownership check is what answers.
+BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
+    "MemberUpdate": lambda w: {"role": "viewer"},
+    "MemberCreate": lambda w: {"role": "viewer", "email": w.b.owner.email},
+    "ClientCreate": lambda w: {"name": "Intruso", "scopes": ["portfolio:read"]},
+    "TenantUpdate": lambda w: {"name": "Renomeada"},
+    "TenantCreate": lambda w: {"name": "Nova", "kind": "retailer"},
+    "UserCreate": lambda w: {"email": "x@example.com", "name": "X", "password": "x" * 12},
+    "MandateCreate": lambda w: {"agency_id": str(w.agency.id), "actions": ["read"]},
+}
+
+
+@pytest.fixture
+async def world(ids: Identities, session: AsyncSession) -> World:
+    a = await ids.party("Varejo A", "retailer")
+    b = await ids.party("Varejo B", "retailer")
+    agency = await ids.party("Agência C", "agency")
+    other_agency = await ids.party("Agência D", "agency")
+    await use_scope(session, SYSTEM)
+    mandate = await service.create_mandate(
+        session,
+        a.tenant,
+        schemas.MandateCreate(agency_id=other_agency.id, actions=["read", "message"]),
+        CLI_ACTOR,
+    )
+    membership = await session.scalar(select(Membership.id).where(Membership.tenant_id == a.id))
+    await session.flush()
+    return World(
+        a,
+        b,
+        agency,
+        {
+            "membership_id": str(membership),
+            "client_uuid": str(a.client.id),
+            "mandate_id": str(mandate.id),
+        },
+    )
+
+
+def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    ops = []
+    for path, item in schema["paths"].items():
+        if path.startswith(PUBLIC):
+            continue
+        for method, op in item.items():
+            if method in {"get", "post", "put", "patch", "delete"}:
+                ops.append((method.upper(), path, op))
+    return ops
+
+
+def _body(op: dict[str, Any], world: World) -> dict[str, Any] | None:
+    content = op.get("requestBody", {}).get("content", {})
+    if not content:
+        return None
+    ref = next(iter(content.values()))["schema"].get("$ref", "")
+    name = ref.rsplit("/", 1)[-1]
+    assert name in BODIES, f"register an example body for request schema {name!r}"
+    return BODIES[name](world)
+
+
+def _fill(path: str, world: World) -> str:
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        assert name in PATH_PARAMS, f"register path parameter {name!r} in PATH_PARAMS"
+        return PATH_PARAMS[name](world)
+
+    return re.sub(r"\{(\w+)\}", one, path)
+
+
+async def _as(api: httpx.AsyncClient, ids: Identities, who: Party) -> dict[str, str]:
+    return bearer(await ids.token(who))
+
+
+@pytest.mark.parametrize("intruder", ["other_retailer", "agency_without_mandate"])
+async def test_no_route_reveals_another_tenants_objects(
+    api: httpx.AsyncClient, ids: Identities, world: World, intruder: str
+) -> None:
+    schema = (await api.get("/schema/openapi.json")).json()
+    who = world.b if intruder == "other_retailer" else world.agency
+    headers = await _as(api, ids, who)
+    operations = _operations(schema)
+    assert len(operations) >= 15  # the harness really sees the API
+
+    checked = 0
+    for method, template, op in operations:
+        url = _fill(template, world)
+        response = await api.request(method, url, headers=headers, json=_body(op, world))
+        # An id the caller sent may be echoed back ("... was not found"); anything else is a leak.
+        leaked = {i for i in world.a_ids() if i in response.text and i not in url}
+        where = f"{method} {template} -> {response.status_code}"
+        if template.startswith("/v1/admin"):
+            assert response.status_code == 403, where
+        elif "{" in template:
+            assert response.status_code == 404, where
+            assert not leaked, f"{where} leaked {leaked}"
+        else:
+            assert response.status_code < 500, where
+            assert not leaked, f"{where} leaked {leaked}"
+        checked += 1
+    assert checked == len(operations)
+
+
+async def test_the_same_routes_do_answer_the_owner(
+    api: httpx.AsyncClient, ids: Identities, world: World
+) -> None:
+    """The 404s above are isolation, not broken routes: A itself gets its objects."""
+    headers = await _as(api, ids, world.a)
+
+    for url in (
+        f"/v1/clients/{world.objects['client_uuid']}",
+        f"/v1/mandates/{world.objects['mandate_id']}",
+    ):
+        assert (await api.get(url, headers=headers)).status_code == 200, url
+    members = (await api.get("/v1/members", headers=headers)).json()
+    assert [m["id"] for m in members] == [world.objects["membership_id"]]
+
+
+async def test_rls_hides_other_tenants_rows_from_raw_sql(
+    session: AsyncSession, world: World
+) -> None:
+    """The second wall: a raw query as the app role, scoped to A, sees none of B's rows."""
+    await use_scope(session, tenant_scope(world.a.id))
+
+    tenants = set((await session.execute(text("SELECT id FROM tenants"))).scalars())
+    members = set((await session.execute(text("SELECT tenant_id FROM memberships"))).scalars())
+    clients = set((await session.execute(text("SELECT tenant_id FROM oauth_clients"))).scalars())
+
+    assert tenants == {world.a.id}
+    assert members == {world.a.id}
+    assert clients == {world.a.id}
+
+
+async def test_rls_shows_nothing_without_a_scope(session: AsyncSession, world: World) -> None:
+    await use_scope(session, Scope())
+
+    count = (
+        await session.execute(
+            text(
+                "SELECT (SELECT count(*) FROM tenants) + (SELECT count(*) FROM memberships)"
+                " + (SELECT count(*) FROM oauth_clients) + (SELECT count(*) FROM mandates)"
+            )
+        )
+    ).scalar_one()
+
+    assert count == 0
+
+
+async def test_rls_refuses_writing_into_another_tenant(session: AsyncSession, world: World) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    await use_scope(session, tenant_scope(world.b.id))
+
+    with pytest.raises(DBAPIError, match="row-level security"):
+        async with session.begin_nested():
+            await session.execute(
+                text(
+                    "INSERT INTO memberships (id, user_id, tenant_id, role, created_at,"
+                    " updated_at) VALUES (:id, :u, :t, 'owner', now(), now())"
+                ),
+                {"id": uuid.uuid4(), "u": world.b.owner.id, "t": world.a.id},
+            )
