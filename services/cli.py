@@ -72,8 +72,14 @@ def cmd_demo_seed(args: argparse.Namespace, settings: Settings) -> None:
     summary = _run_async(_seed(settings))
     _out(
         args,
-        {"tenant_id": summary.tenant_id, "tenant": summary.tenant_name},
-        f"demo retailer: {summary.tenant_name} ({summary.tenant_id})",
+        {
+            "tenant_id": summary.tenant_id,
+            "tenant": summary.tenant_name,
+            "client_id": summary.client_id,
+            "access_token": summary.access_token,
+        },
+        f"demo retailer: {summary.tenant_name} ({summary.tenant_id})\n"
+        f"access token (15 min): {summary.access_token}",
     )
 
 
@@ -86,7 +92,7 @@ async def _seed(settings: Settings) -> Any:
     try:
         async with create_sessionmaker(engine)() as session:
             await use_scope(session, SYSTEM)
-            summary = await demo.seed(session)
+            summary = await demo.seed(session, settings)
             await session.commit()
             return summary
     finally:
@@ -327,6 +333,10 @@ Quita is starting — Postgres and Redis: {where}
   Webhooks   {settings.base_url("webhooks")}
   Sandbox    {settings.base_url("sandbox")}
   Demo retailer: {summary.tenant_name} ({summary.tenant_id})
+    sign-in (OAuth consent page): {summary.email} / {summary.password}
+    an API token for its ERP client, valid 15 min (more: .venv/bin/quita token --tenant loja-demo)
+    TOKEN={summary.access_token}
+    curl -H "Authorization: Bearer $TOKEN" {settings.base_url("api")}/v1/me
 Ctrl-C stops everything; the data stays for the next run.
 """
 
@@ -381,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("relay", cmd_relay, "run the outbox relay")
     add("scheduler", cmd_scheduler, "run the scheduler")
     add("run", cmd_run, "the whole platform with demo data (what `make run` calls)")
+
+    from services import cli_identity
+
+    cli_identity.register(sub, add, _out)
     return parser
 
 

@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from shared.config import Settings
 
@@ -56,3 +59,72 @@ def test_jobs_stats_counts_outbox_states(migrated: Settings) -> None:
 
     assert result.returncode == 0, result.stderr
     assert set(json.loads(result.stdout)) == {"pending", "dispatched", "done", "failed"}
+
+
+@pytest.fixture
+def clean(migrated: Settings) -> Iterator[Settings]:
+    yield migrated
+    import asyncio
+
+    import asyncpg
+
+    from shared.config import libpq_dsn
+
+    async def wipe() -> None:
+        conn = await asyncpg.connect(libpq_dsn(migrated.admin_dsn))
+        try:
+            await conn.execute(
+                "TRUNCATE tenants, users, oauth_clients, audit_events, outbox"
+                " RESTART IDENTITY CASCADE"
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(wipe())
+
+
+def test_an_operator_onboards_a_retailer_and_its_api_client(clean: Settings) -> None:
+    created = _quita(
+        clean,
+        "--json",
+        "tenant",
+        "create",
+        "--name",
+        "Loja Teste CLI",
+        "--kind",
+        "retailer",
+        "--cnpj",
+        "11.222.333/0001-81",
+        "--slug",
+        "loja-cli",
+    )
+    client = _quita(
+        clean,
+        "--json",
+        "client",
+        "create",
+        "--tenant",
+        "loja-cli",
+        "--scopes",
+        "portfolio:read portfolio:write",
+    )
+    listed = _quita(clean, "--json", "tenant", "list")
+    token = _quita(clean, "--json", "token", "--tenant", "loja-cli")
+
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["slug"] == "loja-cli"
+    credentials = json.loads(client.stdout)
+    assert set(credentials) == {"client_id", "client_secret"}
+    assert len(credentials["client_secret"]) >= 40
+    assert "loja-cli" in [t["slug"] for t in json.loads(listed.stdout)["tenants"]]
+    assert json.loads(token.stdout)["access_token"].count(".") == 2
+    # The secret went to the operator's terminal only: never into a log line.
+    assert credentials["client_secret"] not in client.stderr
+
+
+def test_a_bad_cnpj_is_a_clear_error_not_a_traceback(clean: Settings) -> None:
+    result = _quita(clean, "tenant", "create", "--name", "X", "--kind", "retailer", "--cnpj", "123")
+
+    assert result.returncode == 2
+    assert "CNPJ" in result.stderr
+    assert "Traceback" not in result.stderr

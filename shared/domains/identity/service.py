@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -337,8 +337,9 @@ async def create_mandate(
 ) -> Mandate:
     if retailer.kind != TenantKind.RETAILER:
         raise InvalidMandate("Only a retailer can give a mandate.")
-    agency = await session.get(Tenant, data.agency_id)
-    if agency is None or agency.kind != TenantKind.AGENCY:
+    # The retailer cannot read other tenants (RLS); it may learn only whether an id is an agency.
+    kind = await session.scalar(select(func.quita_tenant_kind(data.agency_id)))
+    if kind != TenantKind.AGENCY:
         raise InvalidMandate(
             "The mandate must name an agency.",
             errors=[FieldError("agency_id", "not an agency known to Quita")],
@@ -352,7 +353,7 @@ async def create_mandate(
     mandate = Mandate(
         id=uuid.uuid4(),
         tenant_id=retailer.id,
-        agency_id=agency.id,
+        agency_id=data.agency_id,
         tags=sorted(set(data.tags)) if data.tags else None,
         actions=sorted({MandateAction(a) for a in data.actions} | {MandateAction.READ}),
         limits=data.limits,
@@ -370,7 +371,7 @@ async def create_mandate(
         subject_type="mandate",
         subject_id=str(mandate.id),
         data={
-            "agency_id": str(agency.id),
+            "agency_id": str(data.agency_id),
             "actions": mandate.actions,
             "tags": mandate.tags,
             "limits": mandate.limits,
