@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import relay_throughput
+from bench import auth_throughput, relay_throughput
 
-BENCHMARKS = {"relay": relay_throughput.run}
+BENCHMARKS = {"relay": relay_throughput.run, "auth": auth_throughput.run}
 
 
 def main(argv: list[str]) -> None:

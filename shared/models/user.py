@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import Boolean, Integer, String, Text
+from sqlalchemy import Boolean, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, Timestamps, UUIDPrimaryKey
@@ -16,5 +14,3 @@ class User(UUIDPrimaryKey, Timestamps, Base):
     password_hash: Mapped[str] = mapped_column(Text)
     is_platform_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None]

@@ -91,9 +91,7 @@ async def _run(db: AsyncSession, request: Request[Any, Any, Any], fn: Callable[[
     result = await db.run_sync(call)
     await db.commit()
     for kind, value, at in after:
-        await revocation.revoke(
-            res.redis, kind, value, at=at, ttl_s=res.settings.access_token_ttl_s + 60
-        )
+        await auth.revoke(res.redis, kind, value, at=at, ttl_s=res.settings.access_token_ttl_s + 60)
     return result
 
 

@@ -238,8 +238,8 @@ class ClientsController(Controller):
         db: NamedDependency[AsyncSession],
         client_uuid: FromPath[uuid.UUID],
     ) -> None:
+        from services.api.auth.state import auth_state
         from services.common.http import resources
-        from shared.domains.identity import revocation
 
         principal = _me(request)
         c = await get_or_404(db, owned(OAuthClient, principal), client_uuid, "Client")
@@ -247,7 +247,7 @@ class ClientsController(Controller):
         await service.suspend_access_of(db, c)
         await db.commit()
         res = resources(request.app.state)
-        await revocation.revoke(
+        await auth_state(request.app).revoke(
             res.redis,
             "client",
             c.client_id,

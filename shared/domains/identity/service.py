@@ -151,7 +151,6 @@ async def create_user(session: AsyncSession, data: schemas.UserCreate, actor: Ac
         password_hash=hash_password(data.password),
         is_platform_admin=data.is_platform_admin,
         active=True,
-        failed_logins=0,
     )
     session.add(user)
     try:

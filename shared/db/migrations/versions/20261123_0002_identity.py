@@ -77,8 +77,6 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.Text(), nullable=False),
         sa.Column("is_platform_admin", sa.Boolean(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("failed_logins", sa.Integer(), nullable=False),
-        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
         *_timestamps(),
         sa.PrimaryKeyConstraint("id", name="pk_users"),
         sa.UniqueConstraint("email", name="uq_users_email"),
