@@ -16,11 +16,11 @@ from shared.domains.identity.keys import KeyCache
 from shared.domains.identity.oauth import QuitaAuthorizationServer
 from shared.domains.identity.revocation import RevocationView
 from shared.domains.identity.tokens import AccessToken
+from shared.ratelimit import FailureBackoff, RateLimiter
 from shared.tenancy import Principal
 
 # Verified tokens kept per process: a token is checked (signature, claims) once, not per request.
 _VERIFIED_MAX = 20_000
-from shared.ratelimit import FailureBackoff, RateLimiter
 
 
 @dataclass
