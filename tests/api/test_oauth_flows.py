@@ -393,3 +393,29 @@ async def test_rotating_the_signing_key_keeps_old_tokens_valid(
     assert rotated.json()["kid"] in kids and len(kids) >= 2
     assert (await api.get("/v1/me", headers=bearer(old))).status_code == 200
     assert (await api.get("/v1/me", headers=bearer(new))).status_code == 200
+
+
+async def test_passwords_never_reach_the_logs(
+    api: httpx.AsyncClient, ids: Identities, oauth: Oauth, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    party = await ids.party("Loja Sigilo")
+    app_client = await _code_client(ids, party)
+    async with oauth(
+        app_client.client_id, redirect_uri=REDIRECT, code_challenge_method="S256"
+    ) as client:
+        url, _ = client.create_authorization_url(
+            f"{BASE}/oauth/authorize", code_verifier=generate_token(48)
+        )
+
+    with caplog.at_level(logging.DEBUG):
+        await _authorize(api, url, party.owner.email)
+        page = await api.get(url)
+        await api.post(
+            "/oauth/authorize",
+            data={**_fields(page.text), "email": party.owner.email, "password": "senha-errada-123"},
+        )
+
+    assert PASSWORD not in caplog.text
+    assert "senha-errada-123" not in caplog.text
