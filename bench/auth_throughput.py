@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import statistics
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -20,7 +21,8 @@ from shared.domains.identity import schemas, service
 from shared.domains.identity.service import CLI_ACTOR
 from shared.tenancy import SYSTEM, use_scope
 
-SECONDS = 5.0
+SECONDS = 6.0
+ROUNDS = 6
 CONCURRENCY = 16
 
 
@@ -87,8 +89,19 @@ async def _run(settings: Settings) -> list[str]:
             return (await call(app, "POST", "/oauth/token", form, grant))[0]
 
         await rate(open_get, seconds=1, concurrency=CONCURRENCY, expect=200)  # warm up
-        bare = await rate(open_get, seconds=SECONDS, concurrency=CONCURRENCY, expect=200)
-        authed = await rate(private_get, seconds=SECONDS, concurrency=CONCURRENCY, expect=200)
+        await rate(private_get, seconds=1, concurrency=CONCURRENCY, expect=200)
+        # Alternate short rounds so machine noise hits both sides alike; keep the medians.
+        bares, authed_runs = [], []
+        for _ in range(ROUNDS):
+            bares.append(
+                await rate(open_get, seconds=SECONDS / ROUNDS, concurrency=CONCURRENCY, expect=200)
+            )
+            authed_runs.append(
+                await rate(
+                    private_get, seconds=SECONDS / ROUNDS, concurrency=CONCURRENCY, expect=200
+                )
+            )
+        bare, authed = statistics.median(bares), statistics.median(authed_runs)
         # Issuance is rate-limited per client by design; lift the limit for the measurement.
         settings.token_rate_per_s = 1e9
         settings.token_burst = 10**9
