@@ -20,7 +20,7 @@ from shared.config import get_settings
 from shared.domains.audit.service import record
 from shared.domains.identity import schemas
 from shared.domains.identity.errors import DuplicateTenant, DuplicateUser, InvalidMandate
-from shared.errors import FieldError, NotFound, ValidationFailed
+from shared.errors import AppError, FieldError, NotFound, ValidationFailed
 from shared.models import (
     Mandate,
     MandateAction,
@@ -51,6 +51,16 @@ CLI_ACTOR = Actor("cli", None)
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def _flush_unique(session: AsyncSession, conflict: AppError) -> None:
+    """Flush in a savepoint; a unique violation becomes ``conflict`` and leaves the session
+    usable (the caller's transaction goes on)."""
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise conflict from exc
 
 
 # --- tenants -----------------------------------------------------------------------------------
@@ -86,11 +96,7 @@ async def create_tenant(session: AsyncSession, data: schemas.TenantCreate, actor
         time_zone=data.time_zone,
     )
     session.add(tenant)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise DuplicateTenant("A tenant with this slug or CNPJ already exists.") from exc
+    await _flush_unique(session, DuplicateTenant("A tenant with this slug or CNPJ already exists."))
     await record(
         session,
         "tenant.created",
@@ -115,11 +121,7 @@ async def update_tenant(
     before = {k: getattr(tenant, k) for k in changes}
     for key, value in changes.items():
         setattr(tenant, key, value)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise DuplicateTenant("Another tenant already has this CNPJ.") from exc
+    await _flush_unique(session, DuplicateTenant("Another tenant already has this CNPJ."))
     await record(
         session,
         "tenant.updated",
@@ -153,11 +155,7 @@ async def create_user(session: AsyncSession, data: schemas.UserCreate, actor: Ac
         active=True,
     )
     session.add(user)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise DuplicateUser("A user with this e-mail already exists.") from exc
+    await _flush_unique(session, DuplicateUser("A user with this e-mail already exists."))
     await record(
         session,
         "user.created",
@@ -181,11 +179,7 @@ async def add_member(
 ) -> Membership:
     membership = Membership(id=uuid.uuid4(), user_id=user.id, tenant_id=tenant_id, role=role)
     session.add(membership)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise DuplicateUser("This person is already a member of the tenant.") from exc
+    await _flush_unique(session, DuplicateUser("This person is already a member of the tenant."))
     await record(
         session,
         "membership.created",
