@@ -6,6 +6,7 @@ edge), then applies the Redis deny-list entries the hooks asked for.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -118,8 +119,6 @@ def _too_many(retry_after: float) -> Response[Any]:
 def _client_hint(request: Request[Any, Any, Any], form: dict[str, list[str]]) -> str:
     if form.get("client_id"):
         return form["client_id"][0]
-    import base64
-
     header = request.headers.get("authorization", "")
     if header.lower().startswith("basic "):
         try:

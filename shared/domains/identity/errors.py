@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from shared.errors import Conflict, Forbidden, ValidationFailed
+from shared.errors import Conflict, ValidationFailed
 
 
 class DuplicateTenant(Conflict):
@@ -13,7 +13,3 @@ class DuplicateUser(Conflict):
 
 class InvalidMandate(ValidationFailed):
     code = "invalid_mandate"
-
-
-class RoleNotAllowed(Forbidden):
-    code = "role_not_allowed"
