@@ -27,7 +27,6 @@ from services.common.http import resources
 from shared import crypto
 from shared.config import Settings
 from shared.domains.audit.service import record
-from shared.domains.identity import revocation
 from shared.domains.identity.oauth import (
     SUPPORTED_SCOPES,
     GrantUser,
@@ -180,12 +179,7 @@ async def token_endpoint(
 async def revoke_endpoint(
     request: Request[Any, Any, Any], db: NamedDependency[AsyncSession]
 ) -> Response[Any]:
-    auth = auth_state(request.app)
-    oreq = _oauth_request(request, resources(request.app.state).settings, await _form(request))
-    result = await _run(
-        db, request, lambda: auth.server.create_endpoint_response("revocation", oreq)
-    )
-    return _oauth_response(result)
+    return _oauth_response(await _endpoint(request, db, "revocation"))
 
 
 @post(
@@ -198,27 +192,32 @@ async def revoke_endpoint(
 async def introspect_endpoint(
     request: Request[Any, Any, Any], db: NamedDependency[AsyncSession]
 ) -> Response[Any]:
-    auth = auth_state(request.app)
-    res = resources(request.app.state)
-    oreq = _oauth_request(request, res.settings, await _form(request))
-    status, body, headers = await _run(
-        db, request, lambda: auth.server.create_endpoint_response("introspection", oreq)
-    )
-    # Authlib knows the signature; the deny-list knows about revocation.
+    status, body, headers = await _endpoint(request, db, "introspection")
+    # Authlib knows the signature; the deny-list (the same view the middleware uses) knows
+    # about revocation of the token, its session and its client.
     if (
         isinstance(body, dict)
-        and body.get("active")
         and body.get("jti")
-        and await revocation.is_revoked(
-            res.redis,
+        and auth_state(request.app).revocations.is_revoked(
             token_id=body["jti"],
-            session_id=None,
+            session_id=body.get("sid"),
             client_id=body["client_id"],
             issued_at=int(body["iat"]),
         )
     ):
         body = {"active": False}
     return _oauth_response((status, body, headers))
+
+
+async def _endpoint(
+    request: Request[Any, Any, Any], db: AsyncSession, name: str
+) -> tuple[int, Any, dict[str, str]]:
+    auth = auth_state(request.app)
+    oreq = _oauth_request(request, resources(request.app.state).settings, await _form(request))
+    result: tuple[int, Any, dict[str, str]] = await _run(
+        db, request, lambda: auth.server.create_endpoint_response(name, oreq)
+    )
+    return result
 
 
 @get(

@@ -526,6 +526,8 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
         }
         if access.tenant_id:
             body["tid"] = str(access.tenant_id)
+        if access.session_id:
+            body["sid"] = access.session_id
         return body
 
 

@@ -32,17 +32,6 @@ async def revoke(redis: aioredis.Redis, kind: str, value: str, *, at: int, ttl_s
     await pipe.execute()
 
 
-async def is_revoked(
-    redis: aioredis.Redis, *, token_id: str, session_id: str | None, client_id: str, issued_at: int
-) -> bool:
-    """The same question asked of Redis directly (introspection, where a round trip is fine)."""
-    keys = [f"{_PREFIX}:jti:{token_id}", f"{_PREFIX}:client:{client_id}"]
-    if session_id:
-        keys.append(f"{_PREFIX}:sid:{session_id}")
-    values = await redis.mget(keys)
-    return any(v is not None and int(v) >= issued_at for v in values)
-
-
 class RevocationView:
     """This process's copy of the deny-list."""
 
