@@ -5,5 +5,6 @@ The worker, the scheduler, the api and the webhooks service all import it, so ev
 to the outbox resolves.
 """
 
+from shared.domains.portfolio import tasks as _portfolio_tasks  # noqa: F401
 from shared.domains.system import tasks as _system_tasks  # noqa: F401
 from shared.queue import maintenance as _maintenance  # noqa: F401

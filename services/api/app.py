@@ -16,6 +16,7 @@ from services.api.auth.routes import OAUTH_ROUTES
 from services.api.auth.state import auth_lifespan
 from services.api.controllers.admin import AdminController
 from services.api.controllers.identity import IDENTITY_CONTROLLERS
+from services.api.controllers.portfolio import PORTFOLIO_CONTROLLERS
 from services.common.app import build_service
 from shared.config import Environment, Settings, get_settings
 from shared.db import SessionMaker
@@ -46,7 +47,13 @@ def create_app(
         process="api",
         title="Quita API",
         description=DESCRIPTION,
-        route_handlers=[*OAUTH_ROUTES, *IDENTITY_CONTROLLERS, AdminController, *extra_routes],
+        route_handlers=[
+            *OAUTH_ROUTES,
+            *IDENTITY_CONTROLLERS,
+            *PORTFOLIO_CONTROLLERS,
+            AdminController,
+            *extra_routes,
+        ],
         max_body_bytes=settings.api_max_body_bytes,
         sessionmaker=sessionmaker,
         redis=redis,

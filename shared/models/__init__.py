@@ -1,12 +1,19 @@
 """Every ORM model, one file per table; importing this module fills ``Base.metadata``."""
 
 from shared.models.audit import AuditEvent
+from shared.models.customer import Channel, Customer
+from shared.models.customer_phone import CustomerPhone, PhoneStatus
+from shared.models.data_import import DataImport, ImportError_, ImportRow, ImportStatus
+from shared.models.fee_rule import CorrectionIndexRate, FeeRuleVersion
+from shared.models.installment import Installment, InstallmentStatus
 from shared.models.mandate import Mandate, MandateAction
 from shared.models.membership import Membership, Role
 from shared.models.oauth_authorization_code import OAuthAuthorizationCode
 from shared.models.oauth_client import OAuthClient
 from shared.models.oauth_refresh_token import OAuthRefreshToken
 from shared.models.outbox import OutboxJob
+from shared.models.payment import Payment
+from shared.models.pix_settings import PixSettings
 from shared.models.scheduler import SchedulerRun
 from shared.models.signing_key import SigningKey
 from shared.models.tenant import Tenant, TenantKind, TenantStatus
@@ -14,6 +21,17 @@ from shared.models.user import User
 
 __all__ = [
     "AuditEvent",
+    "Channel",
+    "CorrectionIndexRate",
+    "Customer",
+    "CustomerPhone",
+    "DataImport",
+    "FeeRuleVersion",
+    "ImportError_",
+    "ImportRow",
+    "ImportStatus",
+    "Installment",
+    "InstallmentStatus",
     "Mandate",
     "MandateAction",
     "Membership",
@@ -21,6 +39,9 @@ __all__ = [
     "OAuthClient",
     "OAuthRefreshToken",
     "OutboxJob",
+    "Payment",
+    "PhoneStatus",
+    "PixSettings",
     "Role",
     "SchedulerRun",
     "SigningKey",

@@ -13,6 +13,8 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -22,9 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domains.identity import schemas, service
 from shared.domains.identity.service import CLI_ACTOR
+from shared.domains.portfolio import payments
+from shared.domains.portfolio import schemas as pschemas
+from shared.domains.portfolio import service as portfolio
 from shared.models import Membership
 from shared.tenancy import SYSTEM, Scope, tenant_scope, use_scope
-from tests.support.identity import Identities, Party, bearer
+from tests.support.identity import Identities, Party, bearer, principal_for_party
 
 PUBLIC = ("/health", "/ready", "/schema", "/oauth", "/.well-known")
 
@@ -51,6 +56,17 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "client_uuid": lambda w: w.objects["client_uuid"],
     "mandate_id": lambda w: w.objects["mandate_id"],
     "tenant_id": lambda w: str(w.a.id),
+    "customer_ref": lambda w: w.objects["customer_id"],
+    "installment_ref": lambda w: w.objects["installment_id"],
+    "number": lambda w: "+5511987654321",
+    "payment_id": lambda w: w.objects["payment_id"],
+}
+
+# Upserts keyed by the caller's own external id: another tenant using the same key writes its
+# own object.  They are probed with a fresh key and must reveal nothing of A's.
+UPSERTS = {
+    ("PUT", "/v1/customers/{customer_ref}"),
+    ("PUT", "/v1/installments/{installment_ref}"),
 }
 
 # A valid body per request schema, so validation passes and the ownership check is what answers.
@@ -62,6 +78,22 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
     "TenantCreate": lambda w: {"name": "Nova", "kind": "retailer"},
     "UserCreate": lambda w: {"email": "x@example.com", "name": "X", "password": "x" * 12},
     "MandateCreate": lambda w: {"agency_id": str(w.agency.id), "actions": ["read"]},
+    "CustomerIn": lambda w: {"name": "Intrusa", "phones": ["+5511987654321"]},
+    "InstallmentIn": lambda w: {
+        "customer_external_id": "C-A",
+        "principal": "10.00",
+        "due_date": "2025-03-10",
+    },
+    "PhoneUpdate": lambda w: {"status": "wrong_person"},
+    "PaymentIn": lambda w: {
+        "external_id": "PG-X",
+        "installment_id": w.objects["installment_id"],
+        "amount": "10.00",
+        "paid_at": "2025-03-10T12:00:00Z",
+        "method": "pix",
+    },
+    "PixSettingsIn": lambda w: {"key": "11222333000181", "merchant_name": "X", "city": "Recife"},
+    "FeeRuleIn": lambda w: {"effective_from": "2099-01-01"},
 }
 
 
@@ -80,6 +112,7 @@ async def world(ids: Identities, session: AsyncSession) -> World:
     )
     membership = await session.scalar(select(Membership.id).where(Membership.tenant_id == a.id))
     await session.flush()
+    portfolio = await _portfolio_of(a, ids)
     return World(
         a,
         b,
@@ -88,8 +121,48 @@ async def world(ids: Identities, session: AsyncSession) -> World:
             "membership_id": str(membership),
             "client_uuid": str(a.client.id),
             "mandate_id": str(mandate.id),
+            **portfolio,
         },
     )
+
+
+async def _portfolio_of(a: Party, ids: Identities) -> dict[str, str]:
+    """A customer of A's with an installment and a payment, written as A's ERP would."""
+    principal = await principal_for_party(a, ids)
+    actor = portfolio.Actor.of(principal)
+    customer, _ = await portfolio.upsert_customer(
+        ids.session,
+        principal,
+        "C-A",
+        pschemas.CustomerIn(name="Cliente A", phones=["+5511987654321"]),
+        actor,
+    )
+    inst, _ = await portfolio.upsert_installment(
+        ids.session,
+        principal,
+        "P-A",
+        pschemas.InstallmentIn(
+            customer_external_id="C-A", principal=Decimal("100.00"), due_date=date(2025, 3, 10)
+        ),
+        actor,
+    )
+    payment, _, _ = await payments.record_payment(
+        ids.session,
+        principal,
+        pschemas.PaymentIn(
+            external_id="PG-A",
+            installment_id=inst.id,
+            amount=Decimal("10.00"),
+            paid_at=datetime(2025, 3, 1, tzinfo=UTC),
+            method="pix",
+        ),
+        actor,
+    )
+    return {
+        "customer_id": str(customer.id),
+        "installment_id": str(inst.id),
+        "payment_id": str(payment.id),
+    }
 
 
 def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -139,12 +212,17 @@ async def test_no_route_reveals_another_tenants_objects(
     checked = 0
     for method, template, op in operations:
         url = _fill(template, world)
+        if (method, template) in UPSERTS:
+            url = re.sub(r"\{(\w+)\}", "isolation-probe", template)
         response = await api.request(method, url, headers=headers, json=_body(op, world))
         # An id the caller sent may be echoed back ("... was not found"); anything else is a leak.
         leaked = {i for i in world.a_ids() if i in response.text and i not in url}
         where = f"{method} {template} -> {response.status_code}"
         if template.startswith("/v1/admin"):
             assert response.status_code == 403, where
+        elif (method, template) in UPSERTS:
+            assert response.status_code in (200, 201, 403, 422), where
+            assert not leaked, f"{where} leaked {leaked}"
         elif "{" in template:
             assert response.status_code == 404, where
             assert not leaked, f"{where} leaked {leaked}"

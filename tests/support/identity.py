@@ -14,8 +14,9 @@ from shared.config import Settings
 from shared.domains.identity import keys as signing
 from shared.domains.identity import schemas, service, tokens
 from shared.domains.identity.service import CLI_ACTOR
-from shared.models import OAuthClient, Role, Tenant, User
-from shared.tenancy import ROLE_SCOPES, SYSTEM, TENANT_SCOPES, use_scope
+from shared.models import OAuthClient, Role, Tenant, TenantKind, User
+from shared.tenancy import ROLE_SCOPES, SYSTEM, TENANT_SCOPES, Principal, use_scope
+from shared.tenancy.principal import PrincipalKind
 
 PASSWORD = "correct horse battery staple"
 
@@ -154,3 +155,17 @@ def _ttl(settings: Settings) -> Any:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def principal_for_party(party: Party, ids: Identities) -> Principal:
+    """The principal of the party's own API client, for calling services directly in setup
+    code (the session runs in the system scope, as the other factories here)."""
+    await ids._system()
+    return Principal(
+        kind=PrincipalKind.CLIENT,
+        subject=party.client.client_id,
+        client_id=party.client.client_id,
+        tenant_id=party.tenant.id,
+        tenant_kind=TenantKind(party.tenant.kind),
+        scopes=frozenset(party.client.scopes),
+    )

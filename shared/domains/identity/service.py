@@ -20,6 +20,7 @@ from shared.config import get_settings
 from shared.domains.audit.service import record
 from shared.domains.identity import schemas
 from shared.domains.identity.errors import DuplicateTenant, DuplicateUser, InvalidMandate
+from shared.domains.money import rules as fee_rules
 from shared.errors import AppError, FieldError, NotFound, ValidationFailed
 from shared.models import (
     Mandate,
@@ -97,6 +98,8 @@ async def create_tenant(session: AsyncSession, data: schemas.TenantCreate, actor
     )
     session.add(tenant)
     await _flush_unique(session, DuplicateTenant("A tenant with this slug or CNPJ already exists."))
+    if tenant.kind is TenantKind.RETAILER:
+        await fee_rules.ensure_default(session, tenant.id)
     await record(
         session,
         "tenant.created",
