@@ -16,6 +16,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.brazil import InvalidValue, documents
 from shared.config import get_settings
 from shared.domains.audit.service import record
 from shared.domains.identity import schemas
@@ -68,12 +69,18 @@ async def _flush_unique(session: AsyncSession, conflict: AppError) -> None:
 
 
 def normalize_document(value: str) -> str:
-    """A CNPJ without punctuation, upper-case (the alphanumeric CNPJ has letters)."""
-    cleaned = re.sub(r"[./-]", "", value).upper()
-    if not re.fullmatch(r"[0-9A-Z]{12}[0-9]{2}", cleaned):
+    """The creditor's CNPJ (numeric or alphanumeric), check digits verified, without
+    punctuation."""
+    try:
+        cleaned = documents.normalize_document(value)
+    except InvalidValue as exc:
+        raise ValidationFailed(
+            "The CNPJ is not valid.", errors=[FieldError("document", exc.reason)]
+        ) from exc
+    if documents.document_kind(cleaned) != "cnpj":
         raise ValidationFailed(
             "The CNPJ is not valid.",
-            errors=[FieldError("document", "must have 14 characters (12 alphanumeric + 2 digits)")],
+            errors=[FieldError("document", "must be a CNPJ (14 characters), not a CPF")],
         )
     return cleaned
 

@@ -38,16 +38,18 @@ Rounding
     adds up: ``total == principal + correction + fine + interest - discount``.
 
 Partial payments (imputação, CC art. 354)
-    Payments dated after ``as_of`` are ignored; the others are applied in date order.  A payment
-    on or before ``effective_due`` is on time: it reduces the principal at face value and
-    charges nothing (interest on what is left still counts from the original due date if the
-    rest is paid late).  A late payment first pays the charges accrued up to its date, in the
-    order fine, interest, correction, and only then the principal.  After it, interest accrues
-    on the remaining corrected principal from that payment's date, and correction continues on
-    what remains.  The fine is charged once, on the principal outstanding at ``effective_due``,
-    corrected to the date it is first assessed (the first late payment, or ``as_of``).  With no
-    payments the formulas above hold exactly.  Interest and correction are accumulated
-    unrounded across periods and rounded once, so splitting a period never adds a centavo.
+    Payments dated after ``as_of`` are ignored; the others are applied in date order (the
+    sequence may come in any order; same-day payments keep theirs).  A payment on or before
+    ``effective_due`` is on time: it reduces the principal at face value and charges nothing
+    (interest on what is left still counts from the original due date if the rest is paid
+    late).  A late payment first pays the charges accrued up to its date, in the order fine,
+    interest, correction, and only then the principal.  After it, interest accrues on the
+    remaining corrected principal from that payment's date, and correction continues on what
+    remains (principal plus any unpaid correction).  The fine is charged once, on the principal
+    outstanding at ``effective_due``, corrected to the date it is first assessed (the first late
+    payment, or ``as_of``).  With no payments the formulas above hold exactly.  Interest and
+    correction are accumulated unrounded across periods and rounded once, so splitting a period
+    never adds a centavo.
 
 Result
     The returned :class:`Balance` describes what is outstanding NOW: ``principal`` is the
