@@ -53,12 +53,16 @@ def _worker_index(request: pytest.FixtureRequest) -> int:
 @pytest.fixture(scope="session")
 def settings(request: pytest.FixtureRequest) -> Settings:
     index = _worker_index(request)
+    # QUITA_TEST_LANE=N lets several test runs share one Postgres and Redis (own databases,
+    # own Redis db indexes); the default lane is 0.
+    lane = int(os.environ.get("QUITA_TEST_LANE", "0"))
     base = make_url(os.environ["QUITA_TEST_DATABASE_URL"])
     redis_base = os.environ["QUITA_TEST_REDIS_URL"]
-    redis_url = redis_url_with_db(redis_base, 1 + index % 15)
+    redis_url = redis_url_with_db(redis_base, 1 + (lane * 4 + index) % 15)
+    name = f"quita_test_{index}" if lane == 0 else f"quita_test_l{lane}_{index}"
     settings = Settings(
         env=Environment.TEST,
-        database_url=base.set(database=f"quita_test_{index}").render_as_string(hide_password=False),
+        database_url=base.set(database=name).render_as_string(hide_password=False),
         redis_url=redis_url,
         queue_namespace=f"quita-test-{index}",
         relay_poll_seconds=0.05,
