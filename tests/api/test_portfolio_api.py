@@ -16,7 +16,7 @@ from shared.domains.identity import schemas as identity_schemas
 from shared.domains.identity import service as identity
 from shared.domains.identity.service import CLI_ACTOR
 from shared.domains.money.pixcodes import id_for_txid, txid_for
-from shared.models import AuditEvent, OutboxJob
+from shared.models import AuditEvent, CorrectionIndexRate, OutboxJob
 from shared.tenancy import SYSTEM, use_scope
 from tests.support.identity import Identities, Party, bearer
 
@@ -438,3 +438,32 @@ async def test_today_is_the_default_date_of_a_balance(erp: Erp) -> None:
     b = (await erp.get(f"/v1/installments/{inst['id']}/balance")).json()
     assert b["total"] == "250.00" and b["days_overdue"] == 0
     assert date.fromisoformat(b["as_of"]) <= date(2099, 3, 10)
+
+
+async def test_ipca_correction_reproduces_the_handbook_illustration(
+    erp: Erp, ids: Identities, session: AsyncSession
+) -> None:
+    """brazil-rules.md §1.6: 0,50 % and 0,40 % → P' 252,26, multa 5,05, juros 3,78, 261,09."""
+    await use_scope(session, SYSTEM)
+    session.add_all(
+        [
+            CorrectionIndexRate(index="ipca", month=date(2031, 3, 1), percent=Decimal("0.50")),
+            CorrectionIndexRate(index="ipca", month=date(2031, 4, 1), percent=Decimal("0.40")),
+        ]
+    )
+    await session.flush()
+    owner = bearer(await ids.token(erp.party))
+    rule = await erp.api.post(
+        "/v1/settings/fee-rules",
+        json={"effective_from": "2031-01-01", "correction_index": "ipca"},
+        headers=owner,
+    )
+    assert rule.status_code == 201, rule.text
+    inst = await erp.installment("IPCA", "250.00", "2031-03-10")
+    b = (await erp.get(f"/v1/installments/{inst['id']}/balance", as_of="2031-04-24")).json()
+    assert (b["correction"], b["fine"], b["interest"], b["total"]) == (
+        "2.26",
+        "5.05",
+        "3.78",
+        "261.09",
+    )
