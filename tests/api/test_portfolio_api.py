@@ -467,3 +467,33 @@ async def test_ipca_correction_reproduces_the_handbook_illustration(
         "3.78",
         "261.09",
     )
+
+
+async def test_an_installments_history_is_in_the_audit_trail(erp: Erp, ids: Identities) -> None:
+    inst = await erp.installment("H-1", "100.00", "2025-03-10")
+    await erp.installment("H-1", "120.00", "2025-03-10")
+    await erp.post(
+        "/v1/payments/",
+        {
+            "external_id": "PG-H",
+            "installment_id": inst["id"],
+            "amount": "50.00",
+            "paid_at": "2025-03-10T12:00:00Z",
+            "method": "cash",
+        },
+    )
+    owner = bearer(await ids.token(erp.party))
+    events = (
+        await erp.api.get(
+            "/v1/audit-events",
+            params={"subject_type": "installment", "subject_id": inst["id"]},
+            headers=owner,
+        )
+    ).json()
+    assert [e["action"] for e in reversed(events)] == [
+        "installment.created",
+        "installment.amount_changed",
+        "payment.recorded",
+        "installment.status_changed",
+    ]
+    assert events[0]["data"]["to"] == "partially_paid"

@@ -339,10 +339,19 @@ class AuditController(Controller):
         db: NamedDependency[AsyncSession],
         before: FromQuery[int | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+        action: Annotated[str | None, QueryParameter(description="e.g. payment.recorded")] = None,
+        subject_type: Annotated[str | None, QueryParameter(description="e.g. installment")] = None,
+        subject_id: FromQuery[str | None] = None,
     ) -> list[schemas.AuditEventOut]:
         stmt = owned(AuditEvent, _me(request)).order_by(AuditEvent.id.desc()).limit(limit)
         if before is not None:
             stmt = stmt.where(AuditEvent.id < before)
+        if action:
+            stmt = stmt.where(AuditEvent.action == action)
+        if subject_type:
+            stmt = stmt.where(AuditEvent.subject_type == subject_type)
+        if subject_id:
+            stmt = stmt.where(AuditEvent.subject_id == subject_id)
         rows = await db.scalars(stmt)
         return [
             schemas.AuditEventOut(
