@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import Settings
+from shared.domains.audit.service import Actor
 from shared.domains.identity import keys, schemas, service, tokens
 from shared.domains.identity.service import SYSTEM_ACTOR
 from shared.domains.money import pixcodes
@@ -129,7 +130,7 @@ async def seed_portfolio(session: AsyncSession, tenant: Tenant, client: OAuthCli
         tenant_kind=TenantKind(tenant.kind),
         scopes=frozenset(client.scopes),
     )
-    actor = portfolio.Actor("system", "demo")
+    actor = Actor("system", "demo")
     for ext, name, cpf, phone, uf, city, tags in DEMO_CUSTOMERS:
         await portfolio.upsert_customer(
             session,

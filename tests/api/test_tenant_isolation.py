@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.domains.audit.service import Actor
 from shared.domains.identity import schemas, service
 from shared.domains.identity.service import CLI_ACTOR
 from shared.domains.portfolio import payments
@@ -129,7 +130,7 @@ async def world(ids: Identities, session: AsyncSession) -> World:
 async def _portfolio_of(a: Party, ids: Identities) -> dict[str, str]:
     """A customer of A's with an installment and a payment, written as A's ERP would."""
     principal = await principal_for_party(a, ids)
-    actor = portfolio.Actor.of(principal)
+    actor = Actor.of(principal)
     customer, _ = await portfolio.upsert_customer(
         ids.session,
         principal,

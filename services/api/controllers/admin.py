@@ -15,9 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth.guards import platform_admin, principal_of, requires
 from services.api.auth.state import auth_state
-from shared.domains.audit.service import record
+from shared.domains.audit.service import Actor, record
 from shared.domains.identity import keys, schemas, service
-from shared.domains.identity.service import Actor
 from shared.errors import NotFound, ValidationFailed
 from shared.models import Role, Tenant, User
 from shared.tenancy import SYSTEM, Scopes, use_scope

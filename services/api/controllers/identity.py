@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth.guards import principal_of, requires
+from shared.domains.audit.service import Actor
 from shared.domains.identity import schemas, service
-from shared.domains.identity.service import Actor
 from shared.errors import Forbidden, NotFound, ValidationFailed
 from shared.models import AuditEvent, Mandate, Membership, OAuthClient, Role, Tenant, User
 from shared.tenancy import Principal, Scopes

@@ -21,12 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth.guards import principal_of, requires
 from shared.brazil.qrcode import qr_png, qr_svg
+from shared.domains.audit.service import Actor
 from shared.domains.money import rules
 from shared.domains.money.balance import balance_of, local_date
 from shared.domains.money.pixcodes import pix_for, save_settings, settings_of, settings_out
 from shared.domains.portfolio import payments, schemas, service
 from shared.domains.portfolio.scoping import writer_tenant
-from shared.domains.portfolio.service import Actor, InstallmentFilter
+from shared.domains.portfolio.service import InstallmentFilter
 from shared.errors import NotFound
 from shared.models import Customer, Installment, Payment, Role
 from shared.tenancy import Principal, Scopes

@@ -4,7 +4,8 @@ transaction (so an event exists exactly when its change does)."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import insert
@@ -12,6 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from shared.models import AuditEvent
+
+if TYPE_CHECKING:
+    from shared.tenancy import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who an audit event names: a user, an API client, the platform, the CLI or a provider."""
+
+    type: str  # user | client | system | cli | provider
+    id: str | None
+
+    @classmethod
+    def of(cls, principal: Principal) -> Actor:
+        return cls(principal.kind.value, principal.subject)
 
 
 def _values(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.brazil import InvalidValue, documents
 from shared.config import get_settings
-from shared.domains.audit.service import record
+from shared.domains.audit.service import Actor, record
 from shared.domains.identity import schemas
 from shared.domains.identity.errors import DuplicateTenant, DuplicateUser, InvalidMandate
 from shared.domains.money import rules as fee_rules
@@ -34,18 +33,7 @@ from shared.models import (
     User,
 )
 from shared.passwords import digest_secret, hash_password, new_secret
-from shared.tenancy import TENANT_SCOPES, Grant, Principal, Scopes
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    type: str  # user | client | system | cli
-    id: str | None
-
-    @classmethod
-    def of(cls, principal: Principal) -> Actor:
-        return cls(principal.kind.value, principal.subject)
-
+from shared.tenancy import TENANT_SCOPES, Grant, Scopes
 
 SYSTEM_ACTOR = Actor("system", None)
 CLI_ACTOR = Actor("cli", None)

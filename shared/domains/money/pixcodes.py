@@ -16,10 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.brazil import InvalidValue
 from shared.brazil.pix import encode_static, validate_pix_key
-from shared.domains.audit.service import record
+from shared.domains.audit.service import Actor, record
 from shared.domains.money.fees import Balance
 from shared.domains.portfolio import schemas
-from shared.domains.portfolio.service import Actor
 from shared.errors import Conflict, FieldError, ValidationFailed
 from shared.models import Installment, PixSettings
 

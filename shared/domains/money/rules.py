@@ -9,14 +9,14 @@ from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
+import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.brazil import InvalidValue
-from shared.domains.audit.service import record
+from shared.domains.audit.service import Actor, record
 from shared.domains.money.fees import FeeRule
 from shared.domains.portfolio import schemas
-from shared.domains.portfolio.service import Actor
 from shared.errors import FieldError, ValidationFailed
 from shared.models import FeeRuleVersion
 
@@ -134,7 +134,7 @@ async def create_version(
         actor_id=actor.id,
         subject_type="fee_rule",
         subject_id=str(next_version),
-        data=_rule_data(row),
+        data=msgspec.to_builtins(rule_out(row)),
     )
     return row
 
@@ -150,19 +150,6 @@ def _field_of(reason: str) -> str:
         if name in reason:
             return name
     return "rule"
-
-
-def _rule_data(row: FeeRuleVersion) -> dict[str, str | int | bool | None]:
-    return {
-        "version": row.version,
-        "effective_from": row.effective_from.isoformat(),
-        "fine_percent": str(row.fine_percent),
-        "monthly_interest_percent": str(row.monthly_interest_percent),
-        "correction_index": row.correction_index,
-        "discount_percent": str(row.discount_percent),
-        "discount_days_before_due": row.discount_days_before_due,
-        "business_day_grace": row.business_day_grace,
-    }
 
 
 def rule_out(row: FeeRuleVersion) -> schemas.FeeRuleOut:

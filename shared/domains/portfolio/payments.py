@@ -17,16 +17,11 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.domains.audit.service import record
+from shared.domains.audit.service import Actor, record
 from shared.domains.money.balance import balance_of, local_date
 from shared.domains.portfolio import schemas, status
 from shared.domains.portfolio.scoping import writer_tenant
-from shared.domains.portfolio.service import (
-    Actor,
-    change_status,
-    find_installment,
-    money,
-)
+from shared.domains.portfolio.service import change_status, find_installment, money
 from shared.errors import Conflict, FieldError, ValidationFailed
 from shared.models import Customer, Installment, InstallmentStatus, Payment
 from shared.queue import outbox

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
@@ -25,7 +25,7 @@ from shared.brazil.boleto import parse_boleto
 from shared.brazil.calendar import UFS, timezone_for
 from shared.brazil.documents import document_kind, normalize_document
 from shared.brazil.phones import normalize_phone, whatsapp_key
-from shared.domains.audit.service import record
+from shared.domains.audit.service import Actor, record
 from shared.domains.portfolio import schemas, status
 from shared.domains.portfolio.scoping import as_uuid, visible_customers, writer_tenant
 from shared.errors import BadRequest, FieldError, NotFound, ValidationFailed
@@ -39,19 +39,10 @@ from shared.models import (
 )
 from shared.tenancy import Principal
 
+M = TypeVar("M", Customer, Installment)
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_PRINCIPAL = Decimal("1000000000000")  # numeric(14, 2)
 MAX_ATTRIBUTES_BYTES = 8192
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    type: str  # user | client | system | cli | provider
-    id: str | None
-
-    @classmethod
-    def of(cls, principal: Principal) -> Actor:
-        return cls(principal.kind.value, principal.subject)
 
 
 def now() -> datetime:
@@ -157,25 +148,9 @@ async def upsert_customer(
     if data.do_not_contact is not None:
         flags["do_not_contact"] = data.do_not_contact
         flags["do_not_contact_reason"] = data.do_not_contact_reason if data.do_not_contact else None
-    new_id = (
-        await session.execute(
-            insert(Customer)
-            .values(
-                id=uuid.uuid4(), tenant_id=tenant_id, external_id=external_id, **values, **flags
-            )
-            .on_conflict_do_nothing(index_elements=["tenant_id", "external_id"])
-            .returning(Customer.id)
-        )
-    ).scalar_one_or_none()
-    customer = (
-        await session.execute(
-            select(Customer)
-            .where(Customer.tenant_id == tenant_id, Customer.external_id == external_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one()
-    created = new_id is not None
+    customer, created = await insert_or_lock(
+        session, Customer, tenant_id, external_id, {**values, **flags}
+    )
     changed = [] if created else _assign(customer, {**values, **flags})
     phones_changed = await sync_phones(session, customer, fields.phones)
     if phones_changed and not created:
@@ -195,6 +170,35 @@ async def upsert_customer(
         )
     await session.refresh(customer)  # server-side timestamps
     return customer, created
+
+
+async def insert_or_lock(
+    session: AsyncSession,
+    model: type[M],
+    tenant_id: uuid.UUID,
+    external_id: str,
+    values: dict[str, Any],
+) -> tuple[M, bool]:
+    """The row ``(tenant_id, external_id)`` of ``model``, locked: inserted with ``values`` if it
+    did not exist (``True``), else as stored.  Safe against concurrent upserts of one key."""
+    table: Any = model
+    new_id = (
+        await session.execute(
+            insert(table)
+            .values(id=uuid.uuid4(), tenant_id=tenant_id, external_id=external_id, **values)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "external_id"])
+            .returning(table.id)
+        )
+    ).scalar_one_or_none()
+    row = (
+        await session.execute(
+            select(table)
+            .where(table.tenant_id == tenant_id, table.external_id == external_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    return row, new_id is not None
 
 
 def _assign(obj: Any, values: dict[str, Any]) -> list[str]:
@@ -506,24 +510,9 @@ async def upsert_installment(
         "payment_url": fields.payment_url,
         "description": fields.description,
     }
-    new_id = (
-        await session.execute(
-            insert(Installment)
-            .values(id=uuid.uuid4(), tenant_id=tenant_id, external_id=external_id, **values)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "external_id"])
-            .returning(Installment.id)
-        )
-    ).scalar_one_or_none()
-    inst = (
-        await session.execute(
-            select(Installment)
-            .where(Installment.tenant_id == tenant_id, Installment.external_id == external_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one()
+    inst, created = await insert_or_lock(session, Installment, tenant_id, external_id, values)
     audit = _auditor(session, tenant_id, actor, inst)
-    if new_id is not None:
+    if created:
         await audit(
             "installment.created",
             {"principal": str(inst.principal), "due_date": inst.due_date.isoformat()},
@@ -545,7 +534,7 @@ async def upsert_installment(
         await set_status(session, inst, InstallmentStatus(data.status), data.status_reason, actor)
     await session.flush()
     await session.refresh(inst)  # server-side timestamps
-    return inst, new_id is not None
+    return inst, created
 
 
 def _auditor(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, inst: Installment) -> Any:

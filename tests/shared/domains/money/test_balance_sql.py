@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.domains.audit.service import Actor
 from shared.domains.money.balance import balance_of
 from shared.domains.money.balance_sql import balances, totals
 from shared.domains.money.rules import create_version
@@ -22,7 +23,7 @@ STATES = ["SP", "RJ", "AC", "PE", "BA", None]
 async def test_sql_balances_equal_the_python_ledger(ids: Identities, session: AsyncSession) -> None:
     party = await ids.party("Loja Balanços")
     principal = await principal_for_party(party, ids)
-    actor = service.Actor.of(principal)
+    actor = Actor.of(principal)
     rng = random.Random(20261123)
     # a second rule version with an early-payment discount, for installments due from 2025-06
     await create_version(
