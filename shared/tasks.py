@@ -6,5 +6,6 @@ to the outbox resolves.
 """
 
 from shared.domains.portfolio import tasks as _portfolio_tasks  # noqa: F401
+from shared.domains.portfolio.imports import tasks as _import_tasks  # noqa: F401
 from shared.domains.system import tasks as _system_tasks  # noqa: F401
 from shared.queue import maintenance as _maintenance  # noqa: F401

@@ -128,3 +128,17 @@ def test_a_bad_cnpj_is_a_clear_error_not_a_traceback(clean: Settings) -> None:
     assert result.returncode == 2
     assert "CNPJ" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_index_rates_are_set_and_listed(migrated: Settings) -> None:
+    """An operator records IPCA months for fee rules that correct for inflation (1990s months,
+    so no other test's balance sees them)."""
+    assert (
+        _quita(migrated, "--json", "index-rates", "set", "ipca", "1999-01", "0,70").returncode == 0
+    )
+    again = _quita(migrated, "--json", "index-rates", "set", "ipca", "1999-01", "0.65")
+    assert json.loads(again.stdout) == {"index": "ipca", "month": "1999-01", "percent": "0.65"}
+    listed = json.loads(_quita(migrated, "--json", "index-rates", "list", "ipca").stdout)
+    assert {"month": "1999-01", "percent": "0.6500"} in listed["rates"]
+    bad = _quita(migrated, "index-rates", "set", "ipca", "1999-13", "0.5")
+    assert bad.returncode == 2 and "YYYY-MM" in bad.stderr

@@ -16,6 +16,7 @@ from services.api.auth.routes import OAUTH_ROUTES
 from services.api.auth.state import auth_lifespan
 from services.api.controllers.admin import AdminController
 from services.api.controllers.identity import IDENTITY_CONTROLLERS
+from services.api.controllers.imports import IMPORT_CONTROLLERS
 from services.api.controllers.portfolio import PORTFOLIO_CONTROLLERS
 from services.common.app import build_service
 from shared.config import Environment, Settings, get_settings
@@ -51,6 +52,7 @@ def create_app(
             *OAUTH_ROUTES,
             *IDENTITY_CONTROLLERS,
             *PORTFOLIO_CONTROLLERS,
+            *IMPORT_CONTROLLERS,
             AdminController,
             *extra_routes,
         ],

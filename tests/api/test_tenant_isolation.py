@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -28,6 +28,7 @@ from shared.domains.identity.service import CLI_ACTOR
 from shared.domains.portfolio import payments
 from shared.domains.portfolio import schemas as pschemas
 from shared.domains.portfolio import service as portfolio
+from shared.domains.portfolio.imports import service as imports
 from shared.models import Membership
 from shared.tenancy import SYSTEM, Scope, tenant_scope, use_scope
 from tests.support.identity import Identities, Party, bearer, principal_for_party
@@ -61,6 +62,7 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "installment_ref": lambda w: w.objects["installment_id"],
     "number": lambda w: "+5511987654321",
     "payment_id": lambda w: w.objects["payment_id"],
+    "import_id": lambda w: w.objects["import_id"],
 }
 
 # Upserts keyed by the caller's own external id: another tenant using the same key writes its
@@ -127,6 +129,10 @@ async def world(ids: Identities, session: AsyncSession) -> World:
     )
 
 
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
 async def _portfolio_of(a: Party, ids: Identities) -> dict[str, str]:
     """A customer of A's with an installment and a payment, written as A's ERP would."""
     principal = await principal_for_party(a, ids)
@@ -159,7 +165,15 @@ async def _portfolio_of(a: Party, ids: Identities) -> dict[str, str]:
         ),
         actor,
     )
+    received = await imports.receive(
+        ids.session,
+        tenant_id=a.id,
+        actor=actor,
+        chunks=_chunks(b"nome;cpf\nCliente Dois;52998224725\n"),
+        enqueue_merge=False,
+    )
     return {
+        "import_id": str(received.import_id),
         "customer_id": str(customer.id),
         "installment_id": str(inst.id),
         "payment_id": str(payment.id),
