@@ -327,6 +327,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
 
 def _banner(settings: Settings, summary: Any, started: dict[str, str]) -> str:
     where = "embedded (data in .quita/)" if started else "configured servers"
+    api, auth = settings.base_url("api"), 'curl -H "Authorization: Bearer $TOKEN"'
     return f"""
 Quita is starting — Postgres and Redis: {where}
   API        {settings.base_url("api")}        (OpenAPI: {settings.base_url("api")}/schema)
@@ -336,7 +337,10 @@ Quita is starting — Postgres and Redis: {where}
     sign-in (OAuth consent page): {summary.email} / {summary.password}
     an API token for its ERP client, valid 15 min (more: .venv/bin/quita token --tenant loja-demo)
     TOKEN={summary.access_token}
-    curl -H "Authorization: Bearer $TOKEN" {settings.base_url("api")}/v1/me
+    {auth} {api}/v1/me
+    {auth} "{api}/v1/installments/?overdue_min=1"
+    {auth} {api}/v1/installments/PAR-0003-01/balance
+    {auth} {api}/v1/installments/PAR-0003-01/pix
 Ctrl-C stops everything; the data stays for the next run.
 """
 

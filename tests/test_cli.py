@@ -142,3 +142,13 @@ def test_index_rates_are_set_and_listed(migrated: Settings) -> None:
     assert {"month": "1999-01", "percent": "0.6500"} in listed["rates"]
     bad = _quita(migrated, "index-rates", "set", "ipca", "1999-13", "0.5")
     assert bad.returncode == 2 and "YYYY-MM" in bad.stderr
+
+
+def test_demo_seed_runs_from_a_fresh_process(migrated: Settings) -> None:
+    """What `make run` does first: seeding writes outbox jobs (a settled installment) from a
+    process that never imported the job registry itself."""
+    result = _quita(migrated, "--json", "demo", "seed")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["tenant"] == "Loja Demo Móveis e Eletro"
+    again = _quita(migrated, "--json", "demo", "seed")
+    assert again.returncode == 0, again.stderr

@@ -92,6 +92,10 @@ def _identity(fn: JobFn) -> tuple[str, str]:
 
 
 def get_job(name: str) -> JobSpec:
+    if name not in REGISTRY:
+        # Every job lives in a module ``shared.tasks`` imports; a process that has not loaded it
+        # yet (the CLI seeding demo data, a script) gets it now rather than a false "unknown".
+        import shared.tasks  # noqa: F401
     try:
         return REGISTRY[name]
     except KeyError:
