@@ -15,6 +15,7 @@ from services.api.auth.middleware import PUBLIC_PREFIXES, BearerTokenMiddleware
 from services.api.auth.routes import OAUTH_ROUTES
 from services.api.auth.state import auth_lifespan
 from services.api.controllers.admin import AdminController
+from services.api.controllers.channels import CHANNEL_CONTROLLERS
 from services.api.controllers.identity import IDENTITY_CONTROLLERS
 from services.api.controllers.imports import IMPORT_CONTROLLERS
 from services.api.controllers.portfolio import PORTFOLIO_CONTROLLERS
@@ -53,6 +54,7 @@ def create_app(
             *IDENTITY_CONTROLLERS,
             *PORTFOLIO_CONTROLLERS,
             *IMPORT_CONTROLLERS,
+            *CHANNEL_CONTROLLERS,
             AdminController,
             *extra_routes,
         ],

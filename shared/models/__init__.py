@@ -1,7 +1,8 @@
 """Every ORM model, one file per table; importing this module fills ``Base.metadata``."""
 
 from shared.models.audit import AuditEvent
-from shared.models.customer import Channel, Customer
+from shared.models.channel import Channel, ChannelKind, ChannelStatus
+from shared.models.customer import Customer
 from shared.models.customer_phone import CustomerPhone, PhoneStatus
 from shared.models.data_import import DataImport, ImportError_, ImportRow, ImportStatus
 from shared.models.fee_rule import CorrectionIndexRate, FeeRuleVersion
@@ -22,6 +23,8 @@ from shared.models.user import User
 __all__ = [
     "AuditEvent",
     "Channel",
+    "ChannelKind",
+    "ChannelStatus",
     "CorrectionIndexRate",
     "Customer",
     "CustomerPhone",

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
@@ -9,12 +8,6 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, Timestamps, UUIDPrimaryKey
-
-
-class Channel(StrEnum):
-    WHATSAPP = "whatsapp"
-    SMS = "sms"
-    EMAIL = "email"
 
 
 class Customer(UUIDPrimaryKey, Timestamps, Base):

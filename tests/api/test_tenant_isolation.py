@@ -23,6 +23,8 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domains.audit.service import Actor
+from shared.domains.channels import schemas as channel_schemas
+from shared.domains.channels import service as channels
 from shared.domains.identity import schemas, service
 from shared.domains.identity.service import CLI_ACTOR
 from shared.domains.portfolio import payments
@@ -63,6 +65,7 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "number": lambda w: "+5511987654321",
     "payment_id": lambda w: w.objects["payment_id"],
     "import_id": lambda w: w.objects["import_id"],
+    "channel_id": lambda w: w.objects["channel_id"],
 }
 
 # Upserts keyed by the caller's own external id: another tenant using the same key writes its
@@ -97,6 +100,17 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
     },
     "PixSettingsIn": lambda w: {"key": "11222333000181", "merchant_name": "X", "city": "Recife"},
     "FeeRuleIn": lambda w: {"effective_from": "2099-01-01"},
+    "WhatsAppIn": lambda w: {
+        "kind": "whatsapp",
+        "name": "Intruso",
+        "phone_number_id": "999",
+        "waba_id": "998",
+        "display_number": "+55 11 4000-0000",
+        "access_token": "t",
+        "app_secret": "s",
+        "verify_token": "v",
+    },
+    "ChannelUpdate": lambda w: {"name": "Renomeado"},
 }
 
 
@@ -172,7 +186,16 @@ async def _portfolio_of(a: Party, ids: Identities) -> dict[str, str]:
         chunks=_chunks(b"nome;cpf\nCliente Dois;52998224725\n"),
         enqueue_merge=False,
     )
+    channel = await channels.create(
+        ids.session,
+        a.id,
+        channel_schemas.SmsIn(
+            name="SMS A", account_sid="AC1", auth_token="x", from_number="+551140001234"
+        ),
+        actor,
+    )
     return {
+        "channel_id": str(channel.id),
         "import_id": str(received.import_id),
         "customer_id": str(customer.id),
         "installment_id": str(inst.id),
@@ -195,7 +218,9 @@ def _body(op: dict[str, Any], world: World) -> dict[str, Any] | None:
     content = op.get("requestBody", {}).get("content", {})
     if not content:
         return None
-    ref = next(iter(content.values()))["schema"].get("$ref", "")
+    schema = next(iter(content.values()))["schema"]
+    # a union of bodies (e.g. one per channel kind) is filled with its first member
+    ref = schema.get("$ref") or next((s.get("$ref", "") for s in schema.get("oneOf", [])), "")
     name = ref.rsplit("/", 1)[-1]
     assert name in BODIES, f"register an example body for request schema {name!r}"
     return BODIES[name](world)

@@ -1,0 +1,87 @@
+"""A tenant's senders: WhatsApp numbers, SMS and e-mail.  Owners and admins manage them;
+credentials are write-only."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.auth.guards import principal_of, requires
+from shared.domains.audit.service import Actor
+from shared.domains.channels import schemas, service
+from shared.errors import NotFound
+from shared.models import Role
+from shared.tenancy import Principal, Scopes
+
+MANAGERS = (Role.OWNER, Role.ADMIN)
+
+
+def own_tenant(principal: Principal) -> uuid.UUID:
+    """Channels are the caller's own tenant's (an agency's mandate never reaches them)."""
+    if principal.tenant_id is None:
+        raise NotFound("This token acts for no tenant.")
+    return principal.tenant_id
+
+
+class ChannelController(Controller):
+    path = "/v1/channels"
+    tags = ["channels"]
+
+    @post(
+        "/",
+        summary="Connect a WhatsApp number, an SMS sender or an e-mail sender",
+        description="`kind` is `whatsapp`, `sms` or `email`. Tokens, secrets and passwords are "
+        "stored encrypted and never returned; the answer lists which ones the channel holds.",
+        guards=[requires(Scopes.SETTINGS_WRITE, roles=MANAGERS)],
+        status_code=201,
+    )
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        data: JSONBody[schemas.ChannelIn],
+    ) -> schemas.ChannelOut:
+        principal = principal_of(request)
+        channel = await service.create(db, own_tenant(principal), data, Actor.of(principal))
+        return service.channel_out(channel)
+
+    @get("/", summary="This tenant's channels", guards=[requires(Scopes.SETTINGS_READ)])
+    async def list_channels(
+        self, request: Request[Any, Any, Any], db: NamedDependency[AsyncSession]
+    ) -> list[schemas.ChannelOut]:
+        rows = await service.list_for(db, own_tenant(principal_of(request)))
+        return [service.channel_out(c) for c in rows]
+
+    @get("/{channel_id:uuid}", summary="One channel", guards=[requires(Scopes.SETTINGS_READ)])
+    async def get_channel(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        channel_id: FromPath[uuid.UUID],
+    ) -> schemas.ChannelOut:
+        channel = await service.get(db, own_tenant(principal_of(request)), channel_id)
+        return service.channel_out(channel)
+
+    @patch(
+        "/{channel_id:uuid}",
+        summary="Rename, pause or resume a channel, or replace its credentials",
+        guards=[requires(Scopes.SETTINGS_WRITE, roles=MANAGERS)],
+    )
+    async def update(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        channel_id: FromPath[uuid.UUID],
+        data: JSONBody[schemas.ChannelUpdate],
+    ) -> schemas.ChannelOut:
+        principal = principal_of(request)
+        channel = await service.get(db, own_tenant(principal), channel_id)
+        return service.channel_out(await service.update(db, channel, data, Actor.of(principal)))
+
+
+CHANNEL_CONTROLLERS = [ChannelController]
