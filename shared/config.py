@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     signin_rate_per_s: float = 0.5
     signin_burst: int = 10
 
+    # WhatsApp Cloud API (Graph): the version is pinned, Meta retires each one after ~2 years.
+    whatsapp_graph_url: str = "https://graph.facebook.com"
+    whatsapp_api_version: str = "v24.0"
+
     secret_keys: SecretStr = SecretStr("dev-only:ZGV2LW9ubHktcXVpdGEta2V5LW5ldmVyLWluLXByb2Q=")
 
     @field_validator("secret_keys")

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import Settings
 from shared.domains.audit.service import Actor
+from shared.domains.channels import templates as message_templates
 from shared.domains.identity import keys, schemas, service, tokens
 from shared.domains.identity.service import SYSTEM_ACTOR
 from shared.domains.money import pixcodes
@@ -84,6 +85,7 @@ async def seed(session: AsyncSession, settings: Settings) -> DemoSummary:
             SYSTEM_ACTOR,
         )
     await seed_portfolio(session, tenant, client)
+    await message_templates.ensure_defaults(session, tenant.id)
     signing = await keys.load_keys(session, timedelta(seconds=settings.access_token_ttl_s))
     token, _ = tokens.issue(
         signing,

@@ -19,6 +19,7 @@ from services.api.controllers.channels import CHANNEL_CONTROLLERS
 from services.api.controllers.identity import IDENTITY_CONTROLLERS
 from services.api.controllers.imports import IMPORT_CONTROLLERS
 from services.api.controllers.portfolio import PORTFOLIO_CONTROLLERS
+from services.api.controllers.templates import TEMPLATE_CONTROLLERS
 from services.common.app import build_service
 from shared.config import Environment, Settings, get_settings
 from shared.db import SessionMaker
@@ -55,6 +56,7 @@ def create_app(
             *PORTFOLIO_CONTROLLERS,
             *IMPORT_CONTROLLERS,
             *CHANNEL_CONTROLLERS,
+            *TEMPLATE_CONTROLLERS,
             AdminController,
             *extra_routes,
         ],

@@ -9,6 +9,7 @@ from shared.models.fee_rule import CorrectionIndexRate, FeeRuleVersion
 from shared.models.installment import Installment, InstallmentStatus
 from shared.models.mandate import Mandate, MandateAction
 from shared.models.membership import Membership, Role
+from shared.models.message_template import MessageTemplate, TemplateStatus
 from shared.models.oauth_authorization_code import OAuthAuthorizationCode
 from shared.models.oauth_client import OAuthClient
 from shared.models.oauth_refresh_token import OAuthRefreshToken
@@ -38,6 +39,7 @@ __all__ = [
     "Mandate",
     "MandateAction",
     "Membership",
+    "MessageTemplate",
     "OAuthAuthorizationCode",
     "OAuthClient",
     "OAuthRefreshToken",
@@ -48,6 +50,7 @@ __all__ = [
     "Role",
     "SchedulerRun",
     "SigningKey",
+    "TemplateStatus",
     "Tenant",
     "TenantKind",
     "TenantStatus",

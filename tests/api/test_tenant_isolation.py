@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.domains.audit.service import Actor
 from shared.domains.channels import schemas as channel_schemas
 from shared.domains.channels import service as channels
+from shared.domains.channels import templates as message_templates
 from shared.domains.identity import schemas, service
 from shared.domains.identity.service import CLI_ACTOR
 from shared.domains.portfolio import payments
@@ -66,6 +67,7 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "payment_id": lambda w: w.objects["payment_id"],
     "import_id": lambda w: w.objects["import_id"],
     "channel_id": lambda w: w.objects["channel_id"],
+    "template_id": lambda w: w.objects["template_id"],
 }
 
 # Upserts keyed by the caller's own external id: another tenant using the same key writes its
@@ -111,6 +113,9 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
         "verify_token": "v",
     },
     "ChannelUpdate": lambda w: {"name": "Renomeado"},
+    "TemplateIn": lambda w: {"channel_kind": "sms", "name": "intruso", "body": "Oi"},
+    "TemplateUpdate": lambda w: {"body": "Oi, {{primeiro_nome}}."},
+    "PreviewIn": lambda w: {"values": {}},
 }
 
 
@@ -194,7 +199,9 @@ async def _portfolio_of(a: Party, ids: Identities) -> dict[str, str]:
         ),
         actor,
     )
+    template = await message_templates.list_for(ids.session, a.id, "whatsapp", "atraso_d5")
     return {
+        "template_id": str(template[0].id),
         "channel_id": str(channel.id),
         "import_id": str(received.import_id),
         "customer_id": str(customer.id),

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.brazil import InvalidValue, documents
 from shared.config import get_settings
 from shared.domains.audit.service import Actor, record
+from shared.domains.channels import templates as message_templates
 from shared.domains.identity import schemas
 from shared.domains.identity.errors import DuplicateTenant, DuplicateUser, InvalidMandate
 from shared.domains.money import rules as fee_rules
@@ -95,6 +96,7 @@ async def create_tenant(session: AsyncSession, data: schemas.TenantCreate, actor
     await _flush_unique(session, DuplicateTenant("A tenant with this slug or CNPJ already exists."))
     if tenant.kind is TenantKind.RETAILER:
         await fee_rules.ensure_default(session, tenant.id)
+        await message_templates.ensure_defaults(session, tenant.id)
     await record(
         session,
         "tenant.created",

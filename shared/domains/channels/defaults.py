@@ -1,0 +1,172 @@
+"""The templates every new retailer starts with: one per moment of the default régua, on
+WhatsApp, SMS and e-mail.
+
+Written for this product in the tone the collection guides recommend: friendly, concrete, no
+pressure, never the word "dívida" (we say "valor em aberto"), always a way to say "já paguei",
+to negotiate or to stop.  Each names the creditor and its CNPJ (CDC art. 42-A); overdue ones
+itemize the original value, fine, interest and total (SP Lei 14.953/2013, RJ Lei 6.854/2014).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CREDITOR = "{{razao_social}}, CNPJ {{cnpj_empresa}}."
+ITEMIZED = (
+    "Valor original: {{valor_original}}\n"
+    "Multa: {{multa}}\n"
+    "Juros: {{juros}}\n"
+    "Total hoje: {{valor_total}}"
+)
+PAYMENT = "Pix copia e cola: {{pix_copia_e_cola}}\nOu pague pelo link {{link_pagamento}} ."
+FOOTER = "Responda SAIR para não receber lembretes"
+
+QUICK_REPLIES = [
+    {"type": "QUICK_REPLY", "text": "Já paguei", "payload": "PAID"},
+    {"type": "QUICK_REPLY", "text": "Quero negociar", "payload": "NEGOTIATE"},
+    {"type": "QUICK_REPLY", "text": "Falar com atendente", "payload": "AGENT"},
+    {"type": "QUICK_REPLY", "text": "Não quero receber", "payload": "STOP"},
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultTemplate:
+    key: str
+    name: str
+    header: str
+    body: str
+    sms: str
+    subject: str
+
+
+DEFAULTS: tuple[DefaultTemplate, ...] = (
+    DefaultTemplate(
+        key="lembrete_d3",
+        name="quita_lembrete_d3_v1",
+        header="Lembrete de vencimento",
+        body=(
+            "Olá, {{primeiro_nome}}! Tudo bem? Aqui é da {{empresa}}.\n"
+            "Passando para lembrar que a parcela {{parcela}} do seu crediário, no valor de "
+            "{{valor_total}}, vence em {{vencimento}}.\n"
+            f"{PAYMENT}\n"
+            "Se já pagou, é só desconsiderar. Obrigado!\n"
+            f"{CREDITOR}"
+        ),
+        sms=(
+            "{{empresa}}: oi, {{primeiro_nome}}! A parcela {{parcela}} de {{valor_total}} vence "
+            "em {{vencimento}}. Pague em {{link_pagamento}} . Responda SAIR para parar."
+        ),
+        subject="Sua parcela {{parcela}} vence em {{vencimento}}",
+    ),
+    DefaultTemplate(
+        key="lembrete_d3_desconto",
+        name="quita_lembrete_d3_desconto_v1",
+        header="Lembrete com desconto",
+        body=(
+            "Olá, {{primeiro_nome}}! Aqui é da {{empresa}}.\n"
+            "A parcela {{parcela}} do seu crediário vence em {{vencimento}}. Pagando até "
+            "{{data_desconto}}, você ganha {{desconto}} de desconto e paga só {{valor_total}}.\n"
+            f"{PAYMENT}\n"
+            "Se já pagou, é só desconsiderar. Obrigado!\n"
+            f"{CREDITOR}"
+        ),
+        sms=(
+            "{{empresa}}: {{primeiro_nome}}, pague a parcela {{parcela}} até {{data_desconto}} "
+            "e ganhe {{desconto}} de desconto: {{link_pagamento}} . SAIR para parar."
+        ),
+        subject="Desconto para pagar a parcela {{parcela}} até {{data_desconto}}",
+    ),
+    DefaultTemplate(
+        key="vespera_d1",
+        name="quita_vespera_d1_v1",
+        header="Vence amanhã",
+        body=(
+            "Oi, {{primeiro_nome}}! Aqui é da {{empresa}}.\n"
+            "Amanhã, {{vencimento}}, vence a parcela {{parcela}} de {{valor_total}}.\n"
+            f"{PAYMENT}\n"
+            "Se já pagou, obrigado e desconsidere esta mensagem.\n"
+            f"{CREDITOR}"
+        ),
+        sms=(
+            "{{empresa}}: {{primeiro_nome}}, amanhã vence a parcela {{parcela}} de "
+            "{{valor_total}}. Pague em {{link_pagamento}} . SAIR para parar."
+        ),
+        subject="Sua parcela {{parcela}} vence amanhã",
+    ),
+    DefaultTemplate(
+        key="vence_hoje",
+        name="quita_vence_hoje_v1",
+        header="Vence hoje",
+        body=(
+            "Bom dia, {{primeiro_nome}}! Aqui é da {{empresa}}.\n"
+            "Hoje, {{vencimento}}, é o dia do vencimento da parcela {{parcela}} de "
+            "{{valor_total}}. Pelo Pix, o pagamento cai na hora.\n"
+            f"{PAYMENT}\n"
+            "Se já pagou, é só desconsiderar. Obrigado!\n"
+            f"{CREDITOR}"
+        ),
+        sms=(
+            "{{empresa}}: {{primeiro_nome}}, hoje vence a parcela {{parcela}} de "
+            "{{valor_total}}. Pix na hora: {{link_pagamento}} . SAIR para parar."
+        ),
+        subject="Sua parcela {{parcela}} vence hoje",
+    ),
+    DefaultTemplate(
+        key="atraso_d1",
+        name="quita_atraso_d1_v1",
+        header="Parcela em aberto",
+        body=(
+            "Olá, {{primeiro_nome}}. Aqui é da {{empresa}}.\n"
+            "A parcela {{parcela}}, que venceu em {{vencimento}}, ainda aparece em aberto para "
+            "nós. Pode ter sido só um esquecimento!\n"
+            f"{ITEMIZED}\n"
+            f"{PAYMENT}\n"
+            "Se já pagou, toque em Já paguei. Obrigado!\n"
+            f"{CREDITOR}"
+        ),
+        sms=(
+            "{{empresa}}: {{primeiro_nome}}, a parcela {{parcela}} venceu em {{vencimento}}. "
+            "Valor hoje {{valor_total}}: {{link_pagamento}} . SAIR para parar."
+        ),
+        subject="A parcela {{parcela}} venceu em {{vencimento}}",
+    ),
+    DefaultTemplate(
+        key="atraso_d5",
+        name="quita_atraso_d5_v1",
+        header="Valor em aberto",
+        body=(
+            "Olá, {{primeiro_nome}}. Aqui é da {{empresa}}.\n"
+            "A parcela {{parcela}} venceu há {{dias_atraso}} dias e continua em aberto. Este é o "
+            "valor atualizado para pagamento hoje:\n"
+            f"{ITEMIZED}\n"
+            f"{PAYMENT}\n"
+            "Se estiver difícil pagar agora, toque em Quero negociar e conversamos.\n"
+            f"{CREDITOR}"
+        ),
+        sms=(
+            "{{empresa}}: {{primeiro_nome}}, a parcela {{parcela}} segue em aberto. Valor hoje "
+            "{{valor_total}}: {{link_pagamento}} . Para negociar, responda. SAIR para parar."
+        ),
+        subject="Valor em aberto da parcela {{parcela}}",
+    ),
+    DefaultTemplate(
+        key="lembrete_final_d15",
+        name="quita_lembrete_final_d15_v1",
+        header="Vamos resolver juntos?",
+        body=(
+            "Olá, {{primeiro_nome}}. Aqui é da {{empresa}}.\n"
+            "A parcela {{parcela}}, vencida em {{vencimento}}, ainda está em aberto. Sabemos que "
+            "imprevistos acontecem: se o valor não couber no seu orçamento agora, toque em Quero "
+            "negociar e encontramos juntos uma forma de pagamento.\n"
+            f"{ITEMIZED}\n"
+            f"{PAYMENT}\n"
+            f"{CREDITOR}"
+        ),
+        sms=(
+            "{{empresa}}: {{primeiro_nome}}, a parcela {{parcela}} segue em aberto "
+            "({{valor_total}}). Vamos encontrar uma forma de pagar? Responda esta mensagem. "
+            "SAIR para parar."
+        ),
+        subject="Vamos resolver juntos a parcela {{parcela}}?",
+    ),
+)
