@@ -402,6 +402,27 @@ async def test_a_path_like_phone_number_id_is_refused() -> None:
 # --- logs ----------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def info_logs(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Info-level events captured whatever the suite configured before (the app's logging
+    filters below WARNING in tests and caches loggers on first use)."""
+    import logging
+
+    import structlog
+
+    from shared.integrations.whatsapp import client as client_module
+
+    saved = structlog.get_config()
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        cache_logger_on_first_use=False,
+    )
+    monkeypatch.setattr(client_module, "_log", structlog.get_logger(client_module.__name__))
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.mark.usefixtures("info_logs")
 async def test_logs_carry_neither_the_token_nor_the_full_phone() -> None:
     async with _client(_answer(200, SUCCESS)) as client:
         with capture_logs() as events:
