@@ -1,14 +1,21 @@
 """The provider sandbox: a faithful stand-in for WhatsApp Cloud API, SMS, SMTP and a Pix PSP.
 
-This is the skeleton; the channels issue fills in the Graph-API-compatible endpoints.
+WhatsApp is in place: the Graph-API-compatible routes (``whatsapp.py``) and their control API
+under ``/_sandbox/whatsapp`` (``control.py``).  The sandbox keeps its state in memory and is
+single-process by design (see ``state.py``); serve it with one worker.
 """
 
 from __future__ import annotations
 
+import redis.asyncio as aioredis
 from litestar import Litestar, MediaType, get
 
 from services.common.app import build_service
+from services.sandbox.control import control_router
+from services.sandbox.state import SandboxState
+from services.sandbox.whatsapp import graph_router, whatsapp_lifespan
 from shared.config import Settings, get_settings
+from shared.db import SessionMaker
 from shared.logging import configure_logging
 
 
@@ -21,14 +28,25 @@ def index() -> str:
     )
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessionmaker: SessionMaker | None = None,
+    redis: aioredis.Redis | None = None,
+    whatsapp: SandboxState | None = None,
+) -> Litestar:
+    """The sandbox app; tests may pass their own ``whatsapp`` state (to seed it or fix dice)."""
     settings = settings or get_settings()
-    configure_logging(settings, "sandbox")
+    if sessionmaker is None:
+        configure_logging(settings, "sandbox")
     return build_service(
         settings=settings,
         process="sandbox",
         title="Quita sandbox",
         description="Provider stand-ins: WhatsApp Cloud API, SMS, SMTP sink, Pix PSP.",
-        route_handlers=[index],
+        route_handlers=[index, control_router, graph_router],
         max_body_bytes=settings.api_max_body_bytes,
+        sessionmaker=sessionmaker,
+        redis=redis,
+        lifespans=[whatsapp_lifespan(whatsapp or SandboxState())],
     )
