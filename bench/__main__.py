@@ -6,13 +6,20 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import auth_throughput, balance_throughput, import_throughput, relay_throughput
+from bench import (
+    auth_throughput,
+    balance_throughput,
+    import_throughput,
+    relay_throughput,
+    whatsapp_throughput,
+)
 
 BENCHMARKS = {
     "relay": relay_throughput.run,
     "auth": auth_throughput.run,
     "balance": balance_throughput.run,
     "import": import_throughput.run,
+    "whatsapp": whatsapp_throughput.run,
 }
 
 
