@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
 
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -76,3 +77,13 @@ async def unit_of_work() -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await session.commit()
+
+
+async def flush_unique(session: AsyncSession, conflict: Exception) -> None:
+    """Flush in a savepoint; a unique violation raises ``conflict`` and leaves the session
+    usable (the caller's transaction goes on)."""
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise conflict from exc

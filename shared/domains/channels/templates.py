@@ -11,11 +11,11 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.brazil import InvalidValue
 from shared.brazil.pix import encode_static
+from shared.db import flush_unique
 from shared.domains.audit.service import Actor, record
 from shared.domains.channels import defaults, templating
 from shared.errors import Conflict, FieldError, NotFound, ValidationFailed
@@ -181,13 +181,10 @@ async def create(
         status=_initial_status(data.channel_kind),
     )
     session.add(row)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise DuplicateTemplate(
-            "A template with this channel, name and language already exists."
-        ) from exc
+    await flush_unique(
+        session,
+        DuplicateTemplate("A template with this channel, name and language already exists."),
+    )
     await record(
         session,
         "template.created",

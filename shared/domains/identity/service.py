@@ -12,17 +12,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.brazil import InvalidValue, documents
 from shared.config import get_settings
+from shared.db import flush_unique
 from shared.domains.audit.service import Actor, record
 from shared.domains.channels import templates as message_templates
 from shared.domains.identity import schemas
 from shared.domains.identity.errors import DuplicateTenant, DuplicateUser, InvalidMandate
 from shared.domains.money import rules as fee_rules
-from shared.errors import AppError, FieldError, NotFound, ValidationFailed
+from shared.errors import FieldError, NotFound, ValidationFailed
 from shared.models import (
     Mandate,
     MandateAction,
@@ -42,16 +42,6 @@ CLI_ACTOR = Actor("cli", None)
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-async def _flush_unique(session: AsyncSession, conflict: AppError) -> None:
-    """Flush in a savepoint; a unique violation becomes ``conflict`` and leaves the session
-    usable (the caller's transaction goes on)."""
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise conflict from exc
 
 
 # --- tenants -----------------------------------------------------------------------------------
@@ -93,7 +83,7 @@ async def create_tenant(session: AsyncSession, data: schemas.TenantCreate, actor
         time_zone=data.time_zone,
     )
     session.add(tenant)
-    await _flush_unique(session, DuplicateTenant("A tenant with this slug or CNPJ already exists."))
+    await flush_unique(session, DuplicateTenant("A tenant with this slug or CNPJ already exists."))
     if tenant.kind is TenantKind.RETAILER:
         await fee_rules.ensure_default(session, tenant.id)
         await message_templates.ensure_defaults(session, tenant.id)
@@ -121,7 +111,7 @@ async def update_tenant(
     before = {k: getattr(tenant, k) for k in changes}
     for key, value in changes.items():
         setattr(tenant, key, value)
-    await _flush_unique(session, DuplicateTenant("Another tenant already has this CNPJ."))
+    await flush_unique(session, DuplicateTenant("Another tenant already has this CNPJ."))
     await record(
         session,
         "tenant.updated",
@@ -155,7 +145,7 @@ async def create_user(session: AsyncSession, data: schemas.UserCreate, actor: Ac
         active=True,
     )
     session.add(user)
-    await _flush_unique(session, DuplicateUser("A user with this e-mail already exists."))
+    await flush_unique(session, DuplicateUser("A user with this e-mail already exists."))
     await record(
         session,
         "user.created",
@@ -179,7 +169,7 @@ async def add_member(
 ) -> Membership:
     membership = Membership(id=uuid.uuid4(), user_id=user.id, tenant_id=tenant_id, role=role)
     session.add(membership)
-    await _flush_unique(session, DuplicateUser("This person is already a member of the tenant."))
+    await flush_unique(session, DuplicateUser("This person is already a member of the tenant."))
     await record(
         session,
         "membership.created",
