@@ -29,6 +29,7 @@ __all__ = [
     "PIX_GUI",
     "BRCode",
     "PixKeyKind",
+    "ascii_text",
     "crc16_ccitt",
     "decode",
     "encode_dynamic",
@@ -148,7 +149,7 @@ def _tlv(tag: str, value: str) -> str:
     return f"{tag}{len(value):02d}{value}"
 
 
-def _ascii(text: str) -> str:
+def ascii_text(text: str) -> str:
     """Accents stripped, other non-ASCII and control characters dropped, spaces collapsed."""
     decomposed = unicodedata.normalize("NFKD", text)
     plain = "".join(char for char in decomposed if " " <= char <= "~")
@@ -156,7 +157,7 @@ def _ascii(text: str) -> str:
 
 
 def _text_field(value: str, limit: int, what: str) -> str:
-    cleaned = _ascii(value)[:limit].rstrip()
+    cleaned = ascii_text(value)[:limit].rstrip()
     if not cleaned:
         raise InvalidValue(f"{what} must not be empty")
     return cleaned
@@ -241,7 +242,7 @@ def encode_static(
     most 2 decimal places; ``txid`` is ``[A-Za-z0-9]{1,25}``, or ``None`` for ``***``.
     """
     _, pix_key = validate_pix_key(key)
-    info = _ascii(description) if description else ""
+    info = ascii_text(description) if description else ""
     parts = [
         _tlv(_FORMAT, "01"),
         _static_account(gui, pix_key, info or None),

@@ -135,3 +135,21 @@ def test_every_default_compiles_to_what_meta_accepts() -> None:
         assert len(compiled.text) <= templating.BODY_MAX
         assert compiled.text.count("{{") == len(compiled.names)
         assert len(d.sms) <= 200
+
+
+async def test_a_malformed_placeholder_in_the_footer_is_a_field_error(
+    api: httpx.AsyncClient, ids: Identities
+) -> None:
+    headers = await _owner(api, ids)
+    r = await api.post(
+        "/v1/templates/",
+        json={
+            "channel_kind": "whatsapp",
+            "name": "rodape_ruim",
+            "body": "Oi, {{primeiro_nome}}.",
+            "footer": "Responda {{sair agora}}",
+        },
+        headers=headers,
+    )
+    assert r.status_code == 422
+    assert [e["field"] for e in r.json()["errors"]] == ["footer"]

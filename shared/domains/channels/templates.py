@@ -130,8 +130,11 @@ def _check(t: TemplateIn | MessageTemplate) -> None:
         value = getattr(t, field)
         if value and len(value) > limit:
             errors.append(FieldError(field, f"at most {limit} characters"))
-        if value and templating.variables_in(value) and field == "footer":
-            errors.append(FieldError(field, "a footer cannot hold variables"))
+        try:
+            if value and templating.variables_in(value) and field == "footer":
+                errors.append(FieldError(field, "a footer cannot hold variables"))
+        except InvalidValue as exc:
+            errors.append(FieldError(field, exc.reason))
     buttons = list(t.buttons or [])
     if len(buttons) > 10:
         errors.append(FieldError("buttons", "at most 10 buttons"))

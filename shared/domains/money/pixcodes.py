@@ -7,7 +7,6 @@ a payment that carries it is matched back to its installment without a lookup ta
 from __future__ import annotations
 
 import string
-import unicodedata
 import uuid
 from datetime import date
 
@@ -15,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.brazil import InvalidValue
-from shared.brazil.pix import encode_static, validate_pix_key
+from shared.brazil.pix import ascii_text, encode_static, validate_pix_key
 from shared.domains.audit.service import Actor, record
 from shared.domains.money.fees import Balance
 from shared.domains.portfolio import schemas
@@ -56,12 +55,6 @@ def id_for_txid(txid: str) -> uuid.UUID | None:
     return uuid.UUID(int=n) if n < 2**128 else None
 
 
-def _plain(text: str) -> str:
-    """ASCII without accents, single spaces: what every banking app accepts in 59 and 60."""
-    stripped = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return " ".join(stripped.split())
-
-
 async def save_settings(
     session: AsyncSession, tenant_id: uuid.UUID, data: schemas.PixSettingsIn, actor: Actor
 ) -> PixSettings:
@@ -71,7 +64,7 @@ async def save_settings(
         kind, key = validate_pix_key(data.key)
     except InvalidValue as exc:
         errors.append(FieldError("key", exc.reason))
-    name, city = _plain(data.merchant_name), _plain(data.city)
+    name, city = ascii_text(data.merchant_name), ascii_text(data.city)
     if not name or len(name) > 25:
         errors.append(FieldError("merchant_name", "must have 1 to 25 letters (BR Code field 59)"))
     if not city or len(city) > 15:

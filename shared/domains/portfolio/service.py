@@ -7,7 +7,6 @@ records no audit event.  Changes of amounts and statuses are audited in the same
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import uuid
@@ -37,6 +36,7 @@ from shared.models import (
     MandateAction,
     PhoneStatus,
 )
+from shared.pagination import decode_cursor, encode_cursor, invalid_cursor
 from shared.tenancy import Principal
 
 M = TypeVar("M", Customer, Installment)
@@ -376,27 +376,6 @@ async def customers_out(session: AsyncSession, rows: list[Customer]) -> list[sch
     return [customer_out(c, phones[c.id]) for c in rows]
 
 
-# --- cursors ------------------------------------------------------------------------------------
-
-
-def encode_cursor(*values: Any) -> str:
-    raw = json.dumps([str(v) for v in values]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, arity: int) -> list[str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded))
-        if not isinstance(values, list) or len(values) != arity:
-            raise ValueError
-        return [str(v) for v in values]
-    except ValueError as exc:
-        raise ValidationFailed(
-            "The cursor is not valid.", errors=[FieldError("cursor", "use next_cursor as given")]
-        ) from exc
-
-
 async def list_customers(
     session: AsyncSession,
     principal: Principal,
@@ -428,9 +407,7 @@ async def list_customers(
 def _uuid(value: str) -> uuid.UUID:
     ident = as_uuid(value)
     if ident is None:
-        raise ValidationFailed(
-            "The cursor is not valid.", errors=[FieldError("cursor", "use next_cursor as given")]
-        )
+        raise invalid_cursor()
     return ident
 
 
@@ -710,10 +687,7 @@ async def list_installments(
         try:
             due_d = date.fromisoformat(due)
         except ValueError as exc:
-            raise ValidationFailed(
-                "The cursor is not valid.",
-                errors=[FieldError("cursor", "use next_cursor as given")],
-            ) from exc
+            raise invalid_cursor() from exc
         stmt = stmt.where(tuple_(Installment.due_date, Installment.id) > (due_d, _uuid(ident_s)))
     rows = (
         await session.execute(stmt.order_by(Installment.due_date, Installment.id).limit(limit + 1))

@@ -18,7 +18,6 @@ happens in the caller's one transaction.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import uuid
 from collections.abc import AsyncIterable, Callable
@@ -46,6 +45,7 @@ from shared.domains.portfolio.imports.reader import (
 )
 from shared.errors import FieldError, ValidationFailed
 from shared.models import DataImport, ImportError_, ImportStatus
+from shared.pagination import decode_cursor, encode_cursor, invalid_cursor
 from shared.queue import enqueue
 from shared.tenancy import tenant_scope, use_scope
 
@@ -817,28 +817,16 @@ async def error_page(
     )
 
 
-def _encode_cursor(created_at: datetime, ident: uuid.UUID) -> str:
-    raw = f"{created_at.isoformat()}|{ident}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        when, _, ident = raw.partition("|")
-        return datetime.fromisoformat(when), uuid.UUID(ident)
-    except ValueError:
-        raise ValidationFailed(
-            "The cursor is not valid.", errors=[FieldError("cursor", "use next_cursor as given")]
-        ) from None
-
-
 async def list_imports(
     session: AsyncSession, stmt: Select[DataImport], *, cursor: str | None, limit: int
 ) -> schemas.ImportPage:
     """Imports among ``stmt``'s (already scoped to the caller), newest first."""
     if cursor:
-        when, ident = _decode_cursor(cursor)
+        when_s, ident_s = decode_cursor(cursor, 2)
+        try:
+            when, ident = datetime.fromisoformat(when_s), uuid.UUID(ident_s)
+        except ValueError:
+            raise invalid_cursor() from None
         stmt = stmt.where(tuple_(DataImport.created_at, DataImport.id) < (when, ident))
     rows = list(
         await session.scalars(
@@ -849,5 +837,5 @@ async def list_imports(
     rows = rows[:limit]
     return schemas.ImportPage(
         items=[summary_out(r) for r in rows],
-        next_cursor=_encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+        next_cursor=encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more else None,
     )

@@ -1,0 +1,31 @@
+"""Opaque keyset cursors for every list: the sort key of the last item, base64url-encoded."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from shared.errors import FieldError, ValidationFailed
+
+
+def encode_cursor(*values: Any) -> str:
+    raw = json.dumps([str(v) for v in values]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def invalid_cursor() -> ValidationFailed:
+    return ValidationFailed(
+        "The cursor is not valid.", errors=[FieldError("cursor", "use next_cursor as given")]
+    )
+
+
+def decode_cursor(cursor: str, arity: int) -> list[str]:
+    """The ``arity`` values :func:`encode_cursor` wrote; a 422 for anything else."""
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError:  # bad base64, bad UTF-8, bad JSON
+        raise invalid_cursor() from None
+    if not isinstance(values, list) or len(values) != arity:
+        raise invalid_cursor()
+    return [str(v) for v in values]
