@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     api_port: int = 8000
     webhooks_port: int = 8001
     sandbox_port: int = 8002
+    # The sandbox's SMTP sink.  Port 0 picks a free port; unset: 8025, or 0 under env=test so
+    # parallel test runs never fight over one port.
+    sandbox_smtp_host: str = "127.0.0.1"
+    sandbox_smtp_port: int | None = None
     public_base_url: str | None = None
 
     log_level: str = "INFO"
@@ -106,6 +110,8 @@ class Settings(BaseSettings):
     # WhatsApp Cloud API (Graph): the version is pinned, Meta retires each one after ~2 years.
     whatsapp_graph_url: str = "https://graph.facebook.com"
     whatsapp_api_version: str = "v24.0"
+    # SMS fallback: Twilio Programmable Messaging (the sandbox in demo and tests).
+    sms_api_url: str = "https://api.twilio.com"
 
     secret_keys: SecretStr = SecretStr("dev-only:ZGV2LW9ubHktcXVpdGEta2V5LW5ldmVyLWluLXByb2Q=")
 
@@ -122,6 +128,12 @@ class Settings(BaseSettings):
     def _default_log_format(self) -> Settings:
         if self.log_format is None:
             self.log_format = LogFormat.JSON if self.env is Environment.PROD else LogFormat.CONSOLE
+        return self
+
+    @model_validator(mode="after")
+    def _default_sandbox_smtp_port(self) -> Settings:
+        if self.sandbox_smtp_port is None:
+            self.sandbox_smtp_port = 0 if self.env is Environment.TEST else 8025
         return self
 
     @property

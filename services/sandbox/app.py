@@ -11,7 +11,11 @@ import redis.asyncio as aioredis
 from litestar import Litestar, MediaType, get
 
 from services.common.app import build_service
+from services.sandbox.chat import chat_router
 from services.sandbox.control import control_router
+from services.sandbox.email import email_lifespan, email_router
+from services.sandbox.sms import sms_control_router, sms_lifespan, twilio_router
+from services.sandbox.sms_state import SmsState
 from services.sandbox.state import SandboxState
 from services.sandbox.whatsapp import graph_router, whatsapp_lifespan
 from shared.config import Settings, get_settings
@@ -24,6 +28,7 @@ def index() -> str:
     return (
         "<!doctype html><html lang='pt-BR'><head><meta charset='utf-8'><title>Quita sandbox</title>"
         "</head><body><h1>Quita sandbox</h1><p>Provider stand-ins for demo and tests.</p>"
+        "<p><a href='/_sandbox/chat'>Conversas</a>: each debtor phone as a WhatsApp chat.</p>"
         "</body></html>"
     )
 
@@ -34,6 +39,7 @@ def create_app(
     sessionmaker: SessionMaker | None = None,
     redis: aioredis.Redis | None = None,
     whatsapp: SandboxState | None = None,
+    sms: SmsState | None = None,
 ) -> Litestar:
     """The sandbox app; tests may pass their own ``whatsapp`` state (to seed it or fix dice)."""
     settings = settings or get_settings()
@@ -44,9 +50,21 @@ def create_app(
         process="sandbox",
         title="Quita sandbox",
         description="Provider stand-ins: WhatsApp Cloud API, SMS, SMTP sink, Pix PSP.",
-        route_handlers=[index, control_router, graph_router],
+        route_handlers=[
+            index,
+            control_router,
+            chat_router,
+            graph_router,
+            twilio_router,
+            sms_control_router,
+            email_router,
+        ],
         max_body_bytes=settings.api_max_body_bytes,
         sessionmaker=sessionmaker,
         redis=redis,
-        lifespans=[whatsapp_lifespan(whatsapp or SandboxState())],
+        lifespans=[
+            whatsapp_lifespan(whatsapp or SandboxState()),
+            sms_lifespan(sms or SmsState()),
+            email_lifespan(settings),
+        ],
     )

@@ -196,6 +196,8 @@ class Outbound:
     billable: bool
     created_at: float
     statuses: list[str] = field(default_factory=list)
+    # (sent, delivered, read) delays at send time: when each tick shows in the chat page.
+    status_delays_ms: tuple[int, int, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -221,6 +223,9 @@ class NumberState:
     throughput: SlidingWindow = field(default_factory=SlidingWindow)
     pairs: dict[str, TokenBucket] = field(default_factory=dict)
     windows: dict[str, float] = field(default_factory=dict)
+    # wamid → sandbox clock when a debtor's message arrived (its ``timestamp`` may be backdated
+    # and has whole seconds); orders a chat.
+    arrivals: dict[str, float] = field(default_factory=dict)
 
     def window_open(self, recipient: str, now: float) -> bool:
         opened = self.windows.get(canonical(recipient))
@@ -262,6 +267,7 @@ class SandboxState:
             number.sent, number.received = previous.sent, previous.received
             number.deliveries, number.windows = previous.deliveries, previous.windows
             number.read_by_business = previous.read_by_business
+            number.arrivals = previous.arrivals
         self.numbers[config.phone_number_id] = number
         self.waba(config.waba_id)
         return number

@@ -339,6 +339,11 @@ async def send_message(
         pricing_category=category,
         billable=billable,
         created_at=state.clock(),
+        status_delays_ms=(
+            number.config.sent_delay_ms,
+            number.config.delivered_delay_ms,
+            number.config.read_delay_ms,
+        ),
     )
     number.sent.append(message)
     dispatcher.statuses(number, message, contact, graph_major=major, error=error)
@@ -452,6 +457,28 @@ async def review(dispatcher: WebhookDispatcher, waba: Waba, template: Template) 
     dispatcher.template_status(numbers, waba.waba_id, value)
 
 
+@post("/{version:str}/{template_id:str}", status_code=200)
+async def edit_template(
+    request: Request[Any, Any, Any], version: FromPath[str], template_id: FromPath[str]
+) -> dict[str, bool]:
+    """Edit a template's components (``POST /{TEMPLATE_ID}``): it goes back to review."""
+    graph_major(version)
+    dispatcher = dispatcher_of(request)
+    state, token = dispatcher.state, bearer(request)
+    for waba_id in list(state.wabas):
+        waba = state.waba(waba_id)
+        template = next((t for t in waba.templates.values() if t.id == template_id), None)
+        if template is None:
+            continue
+        authorised_waba(state, waba_id, token)
+        body = await json_object(request)
+        template.components = template_components(body)
+        template.status, template.rejected_reason = "PENDING", "NONE"
+        dispatcher.spawn(review(dispatcher, waba, template))
+        return {"success": True}
+    raise unknown_object(template_id) if state.token_known(token) else token_error()
+
+
 @delete("/{version:str}/{waba_id:str}/message_templates", status_code=200)
 async def delete_template(
     request: Request[Any, Any, Any],
@@ -476,6 +503,7 @@ def inbound_webhook(
     """Record a debtor's message, open the 24-hour window and post the signed webhook."""
     sender = message["from"]
     number.received.append(message)
+    number.arrivals[message["id"]] = dispatcher.state.clock()
     number.windows[canonical(sender)] = float(message["timestamp"])
     number.throughput.take(number.config.throughput_per_second, dispatcher.state.clock())
     contacts = [{"profile": {"name": name}, "wa_id": sender}]
@@ -504,7 +532,13 @@ def whatsapp_lifespan(
 
 graph_router = Router(
     path="/",
-    route_handlers=[send_message, list_templates, create_template, delete_template],
+    route_handlers=[
+        send_message,
+        list_templates,
+        create_template,
+        edit_template,
+        delete_template,
+    ],
     exception_handlers={MetaError: meta_error_response},
     tags=["whatsapp (Graph API)"],
 )

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import httpx
 
 from shared.config import Settings
+from shared.integrations.http import DEFAULT_LIMITS, DEFAULT_TIMEOUT, PooledClient
 from shared.integrations.whatsapp import payloads
 from shared.integrations.whatsapp.errors import ErrorClass, WhatsAppError
 from shared.integrations.whatsapp.payloads import (
@@ -33,14 +34,6 @@ __all__ = ["SendResult", "TemplateCreated", "TemplatePage", "WhatsAppClient"]
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v24.0"
 
-# Sized for 64+ concurrent sends with headroom: a send waits for a connection only past 128.
-# Idle connections expire after 5 s (httpx's default): with a long expiry httpcore keeps probing
-# every idle socket on each request, which cut throughput to a third in bench/whatsapp_throughput.
-DEFAULT_LIMITS = httpx.Limits(
-    max_connections=128, max_keepalive_connections=128, keepalive_expiry=5.0
-)
-# Meta answers a send in well under a second; a read that takes 15 s is a failure to retry.
-DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0, pool=10.0)
 
 # Graph ids are numeric; refusing anything else keeps a bad id from rewriting the path.
 _GRAPH_ID = re.compile(r"[0-9A-Za-z_]+")
@@ -112,7 +105,7 @@ def parse_send_result(body: Any) -> SendResult:
         ) from None
 
 
-class WhatsAppClient:
+class WhatsAppClient(PooledClient):
     """Cloud API calls over one connection pool.  Use as an async context manager or call
     ``aclose()``; ``transport`` is for tests."""
 
@@ -126,15 +119,7 @@ class WhatsAppClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.api_version = api_version
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            timeout=timeout,
-            limits=limits,
-            http1=True,
-            http2=False,
-            transport=transport,
-            headers={"Accept": "application/json"},
-        )
+        super().__init__(base_url, timeout=timeout, limits=limits, transport=transport)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> WhatsAppClient:
@@ -146,12 +131,6 @@ class WhatsAppClient:
 
     async def __aenter__(self) -> WhatsAppClient:
         return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     # --- transport ---------------------------------------------------------------------------
 
@@ -343,6 +322,13 @@ class WhatsAppClient:
                 body=answer if isinstance(answer, dict) else None,
                 maybe_sent=True,
             ) from None
+
+    async def edit_template(self, template_id: str, token: str, components: Sequence[Json]) -> bool:
+        """Replace an existing template's components (``POST /{TEMPLATE_ID}``); the template
+        goes back to review.  Meta allows one edit of an approved template per 24 hours."""
+        path = _graph_id("template_id", template_id)
+        answer = await self._call("POST", path, token, json={"components": list(components)})
+        return isinstance(answer, dict) and answer.get("success") is True
 
     async def list_templates(
         self,

@@ -10,22 +10,11 @@ retailer's WhatsApp channel altogether.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from shared.integrations.errors import ErrorClass, ProviderError
+
 __all__ = ["CODE_CLASSES", "Advice", "ErrorClass", "WhatsAppError", "advice", "classify"]
-
-
-class ErrorClass(StrEnum):
-    RATE_LIMITED = "rate_limited"  # app, WABA or phone-number throughput: back off
-    PAIR_LIMITED = "pair_limited"  # too many messages to this recipient: wait 4^n s
-    REENGAGE = "reengage"  # the 24 h window is closed: send a template instead
-    UNDELIVERABLE = "undeliverable"  # this contact cannot get WhatsApp messages: other channel
-    TEMPLATE_PROBLEM = "template_problem"  # the template or its parameters are wrong or paused
-    AUTH = "auth"  # token, permission or phone-number setup: stop the channel
-    POLICY = "policy"  # account or recipient restricted by Meta: stop or wait
-    INVALID_REQUEST = "invalid_request"  # a bug in the request
-    TRANSIENT = "transient"  # Meta or the network failed: retry a few times
 
 
 _C = ErrorClass
@@ -203,7 +192,7 @@ def advice(cls: ErrorClass, attempt: int, code: int | None = None) -> Advice:
 
 
 @dataclass
-class WhatsAppError(Exception):
+class WhatsAppError(ProviderError):
     """A failed Cloud API call.  ``body`` is the parsed error object (``{"error": {...}}``) or
     ``None`` for network failures; ``maybe_sent`` is true when the request may have reached
     Meta (a read timeout), so resending blindly could deliver the message twice."""
