@@ -99,6 +99,59 @@ async def _seed(settings: Settings) -> Any:
         await engine.dispose()
 
 
+def cmd_demo_link(args: argparse.Namespace, settings: Settings) -> None:
+    """Keep the demo retailer's WhatsApp number registered in the sandbox (Procfile)."""
+    _run_async(_link(settings, once=args.once))
+
+
+async def _link(settings: Settings, *, once: bool) -> None:
+    import httpx
+    from sqlalchemy import select
+
+    from shared import demo, demo_sandbox
+    from shared.db import create_engine, create_sessionmaker
+    from shared.logging import get_logger
+    from shared.models import Channel, Tenant
+    from shared.tenancy import SYSTEM, use_scope
+
+    log = get_logger("quita.demo")
+    engine = create_engine(settings, process="cli")
+    maker = create_sessionmaker(engine)
+    try:
+        async with httpx.AsyncClient(base_url=settings.base_url("sandbox"), timeout=5) as http:
+            while True:
+                try:
+                    async with maker() as session:
+                        await use_scope(session, SYSTEM)
+                        rows = await session.scalars(
+                            select(Channel)
+                            .join(Tenant, Tenant.id == Channel.tenant_id)
+                            .where(
+                                Tenant.slug == demo.DEMO_SLUG,
+                                Channel.config["phone_number_id"].astext
+                                == demo_sandbox.DEMO_PHONE_NUMBER_ID,
+                            )
+                        )
+                        for channel in rows:
+                            result = await demo_sandbox.link(session, http, settings, channel)
+                            if result.registered or result.submitted:
+                                log.info(
+                                    "demo.sandbox_linked",
+                                    registered=result.registered,
+                                    submitted=result.submitted,
+                                )
+                        await session.commit()
+                        if once:
+                            return
+                except httpx.HTTPError as exc:  # the sandbox is not up yet, or restarting
+                    log.info("demo.sandbox_unreachable", error=type(exc).__name__)
+                    if once:
+                        raise SystemExit(1) from exc
+                await asyncio.sleep(5)
+    finally:
+        await engine.dispose()
+
+
 # --- jobs -------------------------------------------------------------------------------------
 
 
@@ -301,6 +354,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
     cmd_db_upgrade(argparse.Namespace(json=False, revision="head"), settings)
     summary = _run_async(_seed(settings))
     print(_banner(settings, summary, started), flush=True)
+    if "whatsapp_graph_url" not in settings.model_fields_set:
+        # the demo's numbers live in the sandbox: every process talks to it, not to Meta
+        os.environ["QUITA_WHATSAPP_GRAPH_URL"] = settings.base_url("sandbox")
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -328,11 +384,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
 def _banner(settings: Settings, summary: Any, started: dict[str, str]) -> str:
     where = "embedded (data in .quita/)" if started else "configured servers"
     api, auth = settings.base_url("api"), 'curl -H "Authorization: Bearer $TOKEN"'
+    sandbox = settings.base_url("sandbox")
     return f"""
 Quita is starting — Postgres and Redis: {where}
   API        {settings.base_url("api")}        (OpenAPI: {settings.base_url("api")}/schema)
   Webhooks   {settings.base_url("webhooks")}
-  Sandbox    {settings.base_url("sandbox")}
+  Sandbox    {sandbox}        (debtors' WhatsApp chats: {sandbox}/_sandbox/chat)
   Demo retailer: {summary.tenant_name} ({summary.tenant_id})
     sign-in (OAuth consent page): {summary.email} / {summary.password}
     an API token for its ERP client, valid 15 min (more: .venv/bin/quita token --tenant loja-demo)
@@ -341,6 +398,7 @@ Quita is starting — Postgres and Redis: {where}
     {auth} "{api}/v1/installments/?overdue_min=1"
     {auth} {api}/v1/installments/PAR-0003-01/balance
     {auth} {api}/v1/installments/PAR-0003-01/pix
+    {auth} {api}/v1/channels/        (the demo WhatsApp number lives in the sandbox)
 Ctrl-C stops everything; the data stays for the next run.
 """
 
@@ -374,6 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo", required=True)
     add("seed", cmd_demo_seed, "create the demo retailer (idempotent)", demo)
+    link = add(
+        "link", cmd_demo_link, "keep the demo WhatsApp number registered in the sandbox", demo
+    )
+    link.add_argument("--once", action="store_true", help="link once and exit")
 
     jobs = sub.add_parser("jobs", help="background jobs").add_subparsers(dest="jobs", required=True)
     ping = add("ping", cmd_jobs_ping, "run a no-op job end to end and wait for it", jobs)

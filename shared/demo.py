@@ -16,6 +16,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import demo_sandbox
 from shared.config import Settings
 from shared.domains.audit.service import Actor
 from shared.domains.channels import templates as message_templates
@@ -86,6 +87,7 @@ async def seed(session: AsyncSession, settings: Settings) -> DemoSummary:
         )
     await seed_portfolio(session, tenant, client)
     await message_templates.ensure_defaults(session, tenant.id)
+    await demo_sandbox.ensure_channels(session, tenant.id)
     signing = await keys.load_keys(session, timedelta(seconds=settings.access_token_ttl_s))
     token, _ = tokens.issue(
         signing,

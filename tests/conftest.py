@@ -201,35 +201,9 @@ async def run_jobs(sessionmaker: SessionMaker) -> Callable[[], Awaitable[list[An
 
     The same ``run_job`` the worker uses; only Redis is skipped.
     """
-    from shared.queue import run_job
+    from tests.support.jobs import drain
 
-    async def run() -> list[Any]:
-        outcomes: list[Any] = []
-        seen: set[int] = set()
-        while True:
-            async with sessionmaker() as s:
-                ids = (
-                    (
-                        await s.execute(
-                            text(
-                                """SELECT id FROM outbox
-                                   WHERE dispatched_at IS NULL AND done_at IS NULL
-                                     AND failed_at IS NULL AND not_before <= now()
-                                   ORDER BY id"""
-                            )
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
-            fresh = [i for i in ids if i not in seen]
-            if not fresh:
-                return outcomes
-            for job_id in fresh:
-                seen.add(job_id)
-                outcomes.append(await run_job(sessionmaker, job_id))
-
-    return run
+    return lambda: drain(sessionmaker)
 
 
 @pytest_asyncio.fixture
@@ -240,7 +214,10 @@ async def committed(engine: AsyncEngine, admin_engine: AsyncEngine) -> AsyncIter
     async def wipe() -> None:
         async with admin_engine.begin() as conn:
             await conn.execute(
-                text("TRUNCATE outbox, scheduler_runs, tenants RESTART IDENTITY CASCADE")
+                text(
+                    "TRUNCATE outbox, scheduler_runs, webhook_receipts, tenants"
+                    " RESTART IDENTITY CASCADE"
+                )
             )
 
     await wipe()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared import demo
+from services.sandbox.app import create_app as sandbox_app
+from shared import demo, demo_sandbox
 from shared.config import Settings
-from shared.models import Customer, Installment
+from shared.domains.channels.defaults import DEFAULTS
+from shared.models import Channel, Customer, Installment, MessageTemplate
 from shared.tenancy import SYSTEM, use_scope
 
 
@@ -38,3 +42,40 @@ async def test_the_demo_is_seeded_once_and_its_portfolio_answers(
         select(Installment.status).where(Installment.external_id == "PAR-0004-07")
     )
     assert paid == "paid"
+
+
+async def test_the_demo_number_is_linked_to_the_sandbox_and_relinked_after_a_restart(
+    session: AsyncSession,
+    settings: Settings,
+    http_client: Callable[..., Awaitable[httpx.AsyncClient]],
+) -> None:
+    await use_scope(session, SYSTEM)
+    await demo.seed(session, settings)
+    channel = await session.scalar(select(Channel).where(Channel.kind == "whatsapp"))
+    assert channel is not None
+    sandbox = await http_client(sandbox_app)
+    number = f"/_sandbox/whatsapp/numbers/{demo_sandbox.DEMO_PHONE_NUMBER_ID}"
+
+    first = await demo_sandbox.link(session, sandbox, settings, channel)
+    again = await demo_sandbox.link(session, sandbox, settings, channel)
+
+    assert first.registered and first.submitted == len(DEFAULTS)
+    assert not again.registered and again.submitted == 0
+    assert (await sandbox.get(number)).status_code == 200
+    statuses = await session.scalars(
+        select(MessageTemplate.status).where(MessageTemplate.channel_kind == "whatsapp")
+    )
+    assert set(statuses) == {"PENDING"}  # submitted for review, the way a retailer would
+
+    # the sandbox restarts empty: the number comes back with the templates Quita has approved
+    await session.execute(
+        update(MessageTemplate)
+        .where(MessageTemplate.channel_kind == "whatsapp")
+        .values(status="APPROVED")
+    )
+    await sandbox.post("/_sandbox/whatsapp/reset")
+    relinked = await demo_sandbox.link(session, sandbox, settings, channel)
+    waba = await sandbox.post(f"/_sandbox/whatsapp/wabas/{demo_sandbox.DEMO_WABA_ID}", json={})
+    assert relinked.registered and relinked.submitted == 0
+    assert len(waba.json()["templates"]) == len(DEFAULTS)
+    assert {t["status"] for t in waba.json()["templates"]} == {"APPROVED"}

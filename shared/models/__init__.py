@@ -20,6 +20,7 @@ from shared.models.scheduler import SchedulerRun
 from shared.models.signing_key import SigningKey
 from shared.models.tenant import Tenant, TenantKind, TenantStatus
 from shared.models.user import User
+from shared.models.webhook import WebhookEvent, WebhookEventState, WebhookReceipt
 
 __all__ = [
     "AuditEvent",
@@ -55,4 +56,7 @@ __all__ = [
     "TenantKind",
     "TenantStatus",
     "User",
+    "WebhookEvent",
+    "WebhookEventState",
+    "WebhookReceipt",
 ]

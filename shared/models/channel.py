@@ -42,6 +42,12 @@ class Channel(UUIDPrimaryKey, Timestamps, Base):
             postgresql_where=text("kind = 'whatsapp'"),
         ),
         Index("ix_channels_tenant_id", "tenant_id"),
+        # Template webhooks name the WABA, not the number.
+        Index(
+            "ix_channels_whatsapp_waba_id",
+            text("(config ->> 'waba_id')"),
+            postgresql_where=text("kind = 'whatsapp'"),
+        ),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))

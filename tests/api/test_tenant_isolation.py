@@ -116,6 +116,7 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
     "TemplateIn": lambda w: {"channel_kind": "sms", "name": "intruso", "body": "Oi"},
     "TemplateUpdate": lambda w: {"body": "Oi, {{primeiro_nome}}."},
     "PreviewIn": lambda w: {"values": {}},
+    "ChannelTestIn": lambda w: {"to": "+5511987654321"},
 }
 
 
@@ -233,6 +234,15 @@ def _body(op: dict[str, Any], world: World) -> dict[str, Any] | None:
     return BODIES[name](world)
 
 
+def _query(op: dict[str, Any]) -> dict[str, str]:
+    """A value for each required query parameter (the 404 must come from the path's id)."""
+    return {
+        p["name"]: "isolation-probe"
+        for p in op.get("parameters", [])
+        if p.get("in") == "query" and p.get("required")
+    }
+
+
 def _fill(path: str, world: World) -> str:
     def one(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -261,7 +271,9 @@ async def test_no_route_reveals_another_tenants_objects(
         url = _fill(template, world)
         if (method, template) in UPSERTS:
             url = re.sub(r"\{(\w+)\}", "isolation-probe", template)
-        response = await api.request(method, url, headers=headers, json=_body(op, world))
+        response = await api.request(
+            method, url, headers=headers, json=_body(op, world), params=_query(op)
+        )
         # An id the caller sent may be echoed back ("... was not found"); anything else is a leak.
         leaked = {i for i in world.a_ids() if i in response.text and i not in url}
         where = f"{method} {template} -> {response.status_code}"

@@ -8,12 +8,12 @@ from typing import Any
 
 from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth.guards import principal_of, requires
 from shared.domains.audit.service import Actor
-from shared.domains.channels import schemas, service
+from shared.domains.channels import checks, schemas, service
 from shared.errors import NotFound
 from shared.models import Role
 from shared.tenancy import Principal, Scopes
@@ -82,6 +82,42 @@ class ChannelController(Controller):
         principal = principal_of(request)
         channel = await service.get(db, own_tenant(principal), channel_id)
         return service.channel_out(await service.update(db, channel, data, Actor.of(principal)))
+
+    @post(
+        "/{channel_id:uuid}/test",
+        summary="Send a test message through the channel and report the provider's answer",
+        description="Sends an approved template (the first one, or `template_id`) with sample "
+        "values to `to`. The answer says whether the provider accepted it (with its message "
+        "id) or how it refused (error class, code, and whether Quita would retry, fall back or "
+        "stop the channel). Delivery arrives later by webhook: see `GET .../tests?message_id=`.",
+        guards=[requires(Scopes.SETTINGS_WRITE, roles=MANAGERS)],
+        status_code=200,
+    )
+    async def test(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        channel_id: FromPath[uuid.UUID],
+        data: JSONBody[checks.ChannelTestIn],
+    ) -> checks.ChannelTestOut:
+        principal = principal_of(request)
+        channel = await service.get(db, own_tenant(principal), channel_id)
+        return await checks.run(db, channel, data, Actor.of(principal))
+
+    @get(
+        "/{channel_id:uuid}/tests",
+        summary="Statuses heard for a test message (sent, delivered, read or failed)",
+        guards=[requires(Scopes.SETTINGS_READ)],
+    )
+    async def test_statuses(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        channel_id: FromPath[uuid.UUID],
+        message_id: FromQuery[str],
+    ) -> list[checks.StatusHeard]:
+        channel = await service.get(db, own_tenant(principal_of(request)), channel_id)
+        return await checks.statuses_of(db, channel, message_id)
 
 
 CHANNEL_CONTROLLERS = [ChannelController]

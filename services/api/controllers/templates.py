@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.auth.guards import principal_of, requires
 from services.api.controllers.channels import MANAGERS, own_tenant
 from shared.domains.audit.service import Actor
-from shared.domains.channels import templates, templating
+from shared.domains.channels import provider, templates, templating
 from shared.tenancy import Scopes
 
 
@@ -108,6 +108,26 @@ class TemplateController(Controller):
     ) -> templates.Preview:
         row = await templates.get(db, own_tenant(principal_of(request)), template_id)
         return templates.preview(row, data.values)
+
+    @post(
+        "/{template_id:uuid}/submit",
+        summary="Submit a WhatsApp template for the provider's review",
+        description="The template goes to PENDING and is created (or, if the provider knows it "
+        "already, edited) in the WABA of each active WhatsApp number; the review's verdict "
+        "(APPROVED or REJECTED with a reason) arrives by webhook and by the hourly sync.",
+        guards=[requires(Scopes.SETTINGS_WRITE, roles=MANAGERS)],
+        status_code=202,
+    )
+    async def submit(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        template_id: FromPath[uuid.UUID],
+    ) -> templates.TemplateOut:
+        principal = principal_of(request)
+        row = await templates.get(db, own_tenant(principal), template_id)
+        await provider.request_submission(db, row, Actor.of(principal))
+        return templates.out(row)
 
 
 TEMPLATE_CONTROLLERS = [TemplateController]

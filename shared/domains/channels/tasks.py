@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.domains.channels import provider as _provider  # noqa: F401  (jobs, handlers)
 from shared.domains.channels.service import reencrypt_batch
 from shared.queue.scheduler import periodic
 

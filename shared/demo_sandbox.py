@@ -1,0 +1,123 @@
+"""The demo retailer's senders, connected to the sandbox for ``make run``.
+
+The first seed creates the demo WhatsApp number with fresh random credentials (nothing secret
+lives in the code).  The sandbox keeps its state in memory, so ``quita demo link`` (a process of
+the Procfile) registers the number there — webhook URL, app secret, verify token — and keeps
+it registered: every few seconds it checks the sandbox still knows the number and, after a
+sandbox restart, registers it again with the templates Quita already has approved.  Draft
+templates are submitted for review once, the way a retailer would, so the demo shows the
+review's verdict arriving by signed webhook.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.config import Settings
+from shared.domains.audit.service import Actor
+from shared.domains.channels import schemas, templating
+from shared.domains.channels import service as channels
+from shared.domains.channels.provider import request_submission
+from shared.models import Channel, ChannelKind, MessageTemplate, TemplateStatus
+
+DEMO_PHONE_NUMBER_ID = "100000000000001"
+DEMO_WABA_ID = "100000000000099"
+DEMO_ACTOR = Actor("system", "demo")
+
+
+async def ensure_channels(session: AsyncSession, tenant_id: uuid.UUID) -> Channel:
+    """The demo WhatsApp number (created once, with random credentials)."""
+    found = await session.scalar(
+        select(Channel).where(
+            Channel.tenant_id == tenant_id,
+            Channel.kind == ChannelKind.WHATSAPP,
+            Channel.config["phone_number_id"].astext == DEMO_PHONE_NUMBER_ID,
+        )
+    )
+    if found is not None:
+        return found
+    return await channels.create(
+        session,
+        tenant_id,
+        schemas.WhatsAppIn(
+            name="WhatsApp da Loja Demo (sandbox)",
+            phone_number_id=DEMO_PHONE_NUMBER_ID,
+            waba_id=DEMO_WABA_ID,
+            display_number="+55 11 4000-1234",
+            access_token="sandbox-" + secrets.token_urlsafe(24),
+            app_secret=secrets.token_urlsafe(24),
+            verify_token=secrets.token_urlsafe(16),
+        ),
+        DEMO_ACTOR,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LinkResult:
+    registered: bool  # the sandbox did not know the number and now does
+    submitted: int  # draft templates sent for review
+
+
+async def link(
+    session: AsyncSession, http: httpx.AsyncClient, settings: Settings, channel: Channel
+) -> LinkResult:
+    """Make sure the sandbox knows ``channel``'s number; submit draft templates once."""
+    number = channel.config["phone_number_id"]
+    known = await http.get(f"/_sandbox/whatsapp/numbers/{number}")
+    registered = False
+    if known.status_code == 404:
+        creds = channels.secrets_of(channel)
+        response = await http.post(
+            "/_sandbox/whatsapp/numbers",
+            json={
+                "phone_number_id": number,
+                "waba_id": channel.config["waba_id"],
+                "display_phone_number": "551140001234",
+                "access_token": creds["access_token"],
+                "app_secret": creds["app_secret"],
+                "verify_token": creds["verify_token"],
+                "webhook_url": f"{settings.base_url('webhooks')}/whatsapp",
+                "sent_delay_ms": 800,
+                "delivered_delay_ms": 2000,
+                "read_delay_ms": 6000,
+            },
+        )
+        response.raise_for_status()
+        approved = [
+            {"name": row.name, "language": row.language, "body": _provider_body(row)}
+            for row in await _templates(session, channel, TemplateStatus.APPROVED)
+        ]
+        waba = await http.post(
+            f"/_sandbox/whatsapp/wabas/{channel.config['waba_id']}",
+            json={"review_delay_ms": 3000, "templates": approved},
+        )
+        waba.raise_for_status()
+        registered = True
+    drafts = await _templates(session, channel, TemplateStatus.DRAFT)
+    for row in drafts:
+        await request_submission(session, row, DEMO_ACTOR)
+    return LinkResult(registered, len(drafts))
+
+
+def _provider_body(row: MessageTemplate) -> str:
+    return templating.compile_body(row.body).text
+
+
+async def _templates(
+    session: AsyncSession, channel: Channel, status: TemplateStatus
+) -> list[MessageTemplate]:
+    return list(
+        await session.scalars(
+            select(MessageTemplate).where(
+                MessageTemplate.tenant_id == channel.tenant_id,
+                MessageTemplate.channel_kind == ChannelKind.WHATSAPP,
+                MessageTemplate.status == status,
+            )
+        )
+    )

@@ -1,0 +1,182 @@
+"""The webhook journal: every verified provider POST kept raw, split into events that are
+processed once each however often the provider delivers them.
+
+The receiver (``services/webhooks``) calls :func:`journal` inside its request transaction:
+one ``webhook_receipts`` row with the exact bytes, one ``webhook_events`` row per event with
+the provider's natural key (a redelivered event inserts nothing), and one outbox job per new
+event on the ``inbound`` queue.  Nothing is acted on here; handlers registered with
+:func:`handles` do that in the job (``inbound.process``), in the event's tenant scope.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.models import WebhookEvent, WebhookEventState, WebhookReceipt
+from shared.queue import JobContext, enqueue, job
+
+log = structlog.get_logger("quita.inbound")
+
+
+@dataclass(frozen=True, slots=True)
+class EventIn:
+    """One event split from a provider POST, routed to its tenant and channel."""
+
+    key: str
+    kind: str
+    payload: dict[str, Any]
+    occurred_at: datetime | None = None
+    tenant_id: uuid.UUID | None = None
+    channel_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Journaled:
+    receipt_id: uuid.UUID
+    new: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a handler did: ``processed`` (with a short note) or ``ignored`` (with the reason)."""
+
+    state: WebhookEventState
+    note: str | None = None
+
+    @classmethod
+    def done(cls, note: str | None = None) -> Outcome:
+        return cls(WebhookEventState.PROCESSED, note)
+
+    @classmethod
+    def ignored(cls, reason: str) -> Outcome:
+        return cls(WebhookEventState.IGNORED, reason)
+
+
+Handler = Callable[[AsyncSession, WebhookEvent], Awaitable[Outcome]]
+_handlers: dict[str, Handler] = {}
+
+
+def handles(kind: str) -> Callable[[Handler], Handler]:
+    """Register the handler of one event kind (``whatsapp.status`` …); one per kind."""
+
+    def register(fn: Handler) -> Handler:
+        existing = _handlers.get(kind)
+        if existing is not None and existing is not fn:
+            raise ValueError(f"{kind!r} already has a handler ({existing.__qualname__})")
+        _handlers[kind] = fn
+        return fn
+
+    return register
+
+
+async def journal(
+    session: AsyncSession,
+    *,
+    provider: str,
+    body: bytes,
+    content_type: str | None,
+    events: Sequence[EventIn],
+    channel_id: uuid.UUID | None = None,
+    tenant_id: uuid.UUID | None = None,
+) -> Journaled:
+    """Store one verified POST and its events; enqueue the new ones.  The caller commits."""
+    receipt = WebhookReceipt(
+        id=uuid.uuid4(),
+        provider=provider,
+        channel_id=channel_id,
+        tenant_id=tenant_id,
+        content_type=content_type,
+        body=body,
+    )
+    session.add(receipt)
+    await session.flush()
+    new: list[tuple[int, uuid.UUID | None]] = []
+    if events:
+        stmt = (
+            insert(WebhookEvent)
+            .values(
+                [
+                    {
+                        "receipt_id": receipt.id,
+                        "provider": provider,
+                        "event_key": event.key,
+                        "kind": event.kind,
+                        "tenant_id": event.tenant_id,
+                        "channel_id": event.channel_id,
+                        "payload": event.payload,
+                        "occurred_at": event.occurred_at,
+                    }
+                    for event in _distinct(events)
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["provider", "event_key"])
+            .returning(WebhookEvent.id, WebhookEvent.tenant_id)
+        )
+        new = [(row.id, row.tenant_id) for row in await session.execute(stmt)]
+    for event_id, event_tenant in new:
+        await enqueue(session, process, tenant_id=event_tenant, event_id=event_id)
+    receipt.events = len(new)
+    receipt.duplicates = len(events) - len(new)
+    await session.flush()
+    return Journaled(receipt.id, len(new), len(events) - len(new))
+
+
+def _distinct(events: Sequence[EventIn]) -> list[EventIn]:
+    """One row per key: a POST may carry the same event twice (Meta batches retries)."""
+    seen: dict[str, EventIn] = {}
+    for event in events:
+        seen.setdefault(event.key, event)
+    return list(seen.values())
+
+
+@job("inbound.process", queue="inbound", max_attempts=12, min_backoff_s=5.0)
+async def process(ctx: JobContext, *, event_id: int) -> None:
+    await process_event(ctx.session, event_id, attempt=ctx.attempt)
+
+
+async def process_event(session: AsyncSession, event_id: int, *, attempt: int = 1) -> None:
+    """Run the handler of one journaled event, once: a processed event is left alone."""
+    event = await session.scalar(
+        select(WebhookEvent).where(WebhookEvent.id == event_id).with_for_update()
+    )
+    if event is None or event.state in (WebhookEventState.PROCESSED, WebhookEventState.IGNORED):
+        return
+    handler = _handlers.get(event.kind)
+    event.attempts = attempt
+    if handler is None:
+        outcome = Outcome.ignored(f"no handler for {event.kind}")
+    else:
+        outcome = await handler(session, event)
+    event.state = outcome.state
+    event.result = (outcome.note or "")[:300] or None
+    event.processed_at = func.now()
+    await session.flush()
+    log.info("inbound.processed", event_id=event.id, kind=event.kind, state=str(outcome.state))
+
+
+async def replay(session: AsyncSession, *, since: datetime, include_processed: bool = False) -> int:
+    """Queue journaled events received since ``since`` for processing again (idempotently:
+    handlers treat what is already applied as done).  Returns how many were queued."""
+    query = select(WebhookEvent.id, WebhookEvent.tenant_id).where(WebhookEvent.received_at >= since)
+    if not include_processed:
+        query = query.where(WebhookEvent.state == WebhookEventState.PENDING)
+    rows = list(await session.execute(query.order_by(WebhookEvent.id)))
+    if include_processed and rows:
+        await session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id.in_([row.id for row in rows]))
+            .values(state=WebhookEventState.PENDING)
+        )
+    for row in rows:
+        await enqueue(session, process, tenant_id=row.tenant_id, event_id=row.id)
+    return len(rows)

@@ -1,0 +1,284 @@
+"""WhatsApp webhooks: who signed a POST, and the events it carries.
+
+Meta signs the raw body with the app secret (``X-Hub-Signature-256: sha256=<hex>``, contract
+§5.3).  Each Quita channel holds its app secret (and the previous one during a rotation), so a
+POST is verified against the channels it names — by ``metadata.phone_number_id`` for messages
+and statuses, by the WABA id (``entry[].id``) for template and account events.  An event is
+accepted only for a channel whose secret verified the signature: knowing one retailer's secret
+never lets anyone write events into another retailer's numbers.
+
+Events get the natural keys of contract §5.4: inbound ``message:<wamid>``, statuses
+``status:<wamid>:<status>`` (``:<code>`` for failures), template reviews by template, event and
+time.  Fields and types we do not act on are journaled all the same (and answered 200).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.domains.channels.service import secrets_of
+from shared.domains.inbound.journal import EventIn
+from shared.models import Channel, ChannelKind
+
+SIGNATURE_HEADER = "x-hub-signature-256"
+
+STATUS = "whatsapp.status"
+MESSAGE = "whatsapp.message"
+TEMPLATE_STATUS = "whatsapp.template_status"
+USER_PREFERENCES = "whatsapp.user_preferences"
+ERRORS = "whatsapp.errors"
+
+
+def signature(body: bytes, app_secret: str) -> str:
+    """The ``X-Hub-Signature-256`` value Meta sends for ``body``."""
+    return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_matches(body: bytes, header: str | None, app_secret: str) -> bool:
+    """Constant-time comparison of the header with the body's signature under ``app_secret``."""
+    if not header or not app_secret:
+        return False
+    return hmac.compare_digest(signature(body, app_secret), header.strip().lower())
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    """An event as Meta sent it, not yet routed: the number or WABA it concerns."""
+
+    key: str
+    kind: str
+    payload: dict[str, Any]
+    occurred_at: datetime | None
+    phone_number_id: str | None
+    waba_id: str | None
+
+
+@dataclass(slots=True)
+class Route:
+    """The channels a POST names and the ones whose secret signed it."""
+
+    channels: list[Channel] = field(default_factory=list)
+    verified: list[Channel] = field(default_factory=list)
+
+    def channel_of(self, event: RawEvent) -> Channel | None:
+        for channel in self.verified:
+            if event.phone_number_id and channel.config.get("phone_number_id") == (
+                event.phone_number_id
+            ):
+                return channel
+        if event.phone_number_id is None and event.waba_id:
+            for channel in self.verified:
+                if channel.config.get("waba_id") == event.waba_id:
+                    return channel
+        return None
+
+
+def _epoch(value: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _digest(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def split(payload: Any) -> list[RawEvent]:
+    """Every event of a webhook body, looping over all entries, changes and items (§5.4)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
+        return [
+            RawEvent(
+                "unrecognized:" + _digest(payload),
+                "whatsapp.unrecognized",
+                {"body": payload},
+                None,
+                None,
+                None,
+            )
+        ]
+    events: list[RawEvent] = []
+    for entry in payload["entry"]:
+        if not isinstance(entry, dict):
+            continue
+        waba_id = str(entry["id"]) if entry.get("id") is not None else None
+        for change in entry.get("changes") or []:
+            if isinstance(change, dict):
+                events.extend(_change(change, waba_id, entry.get("time")))
+    return events
+
+
+def _change(change: dict[str, Any], waba_id: str | None, entry_time: Any) -> Iterable[RawEvent]:
+    name = str(change.get("field") or "unknown")
+    value = change.get("value")
+    if not isinstance(value, dict):
+        value = {}
+    found = value.get("metadata")
+    metadata: dict[str, Any] = found if isinstance(found, dict) else {}
+    number = metadata.get("phone_number_id")
+    number = str(number) if number is not None else None
+    if name == "messages":
+        yield from _messages(value, metadata, number, waba_id)
+        return
+    if name == "message_template_status_update":
+        key = ":".join(str(value.get(k, "")) for k in ("message_template_id", "event", "reason"))
+        yield RawEvent(
+            f"template:{key}:{entry_time}",
+            TEMPLATE_STATUS,
+            dict(value),
+            _epoch(entry_time),
+            None,
+            waba_id,
+        )
+        return
+    if name == "user_preferences":
+        for item in value.get("user_preferences") or []:
+            if isinstance(item, dict):
+                key = ":".join(
+                    str(item.get(k, "")) for k in ("wa_id", "category", "value", "timestamp")
+                )
+                yield RawEvent(
+                    f"preference:{number}:{key}",
+                    USER_PREFERENCES,
+                    {"metadata": metadata, "contacts": value.get("contacts") or [], **item},
+                    _epoch(item.get("timestamp")),
+                    number,
+                    waba_id,
+                )
+        return
+    # Fields we journal but do not act on (yet): quality, account, category updates …
+    yield RawEvent(
+        f"{name}:{waba_id}:{_digest(value)}",
+        f"whatsapp.{name}",
+        dict(value),
+        _epoch(entry_time),
+        number,
+        waba_id,
+    )
+
+
+def _messages(
+    value: dict[str, Any], metadata: dict[str, Any], number: str | None, waba_id: str | None
+) -> Iterable[RawEvent]:
+    contacts = [c for c in value.get("contacts") or [] if isinstance(c, dict)]
+    for status in value.get("statuses") or []:
+        if not isinstance(status, dict) or not status.get("id"):
+            continue
+        key = f"status:{status['id']}:{status.get('status')}"
+        errors = status.get("errors") or []
+        if errors and isinstance(errors[0], dict) and errors[0].get("code") is not None:
+            key += f":{errors[0]['code']}"
+        yield RawEvent(
+            key,
+            STATUS,
+            {"metadata": metadata, **status},
+            _epoch(status.get("timestamp")),
+            number,
+            waba_id,
+        )
+    for message in value.get("messages") or []:
+        if not isinstance(message, dict) or not message.get("id"):
+            continue
+        sender = message.get("from")
+        contact = next((c for c in contacts if c.get("wa_id") == sender), None)
+        if contact is None and len(contacts) == 1:
+            contact = contacts[0]
+        yield RawEvent(
+            f"message:{message['id']}",
+            MESSAGE,
+            {"metadata": metadata, "contact": contact, **message},
+            _epoch(message.get("timestamp")),
+            number,
+            waba_id,
+        )
+    if value.get("errors"):
+        yield RawEvent(
+            f"errors:{number}:{_digest(value['errors'])}",
+            ERRORS,
+            {"metadata": metadata, "errors": value["errors"]},
+            None,
+            number,
+            waba_id,
+        )
+
+
+async def route(
+    session: AsyncSession,
+    events: Sequence[RawEvent],
+    body: bytes,
+    header: str | None,
+    *,
+    channel_id: uuid.UUID | None = None,
+) -> Route:
+    """The channels the events name (or only ``channel_id`` when the URL names one) and those
+    whose app secret — current or previous — signed ``body``."""
+    numbers = {e.phone_number_id for e in events if e.phone_number_id}
+    wabas = {e.waba_id for e in events if e.waba_id and not e.phone_number_id}
+    query = select(Channel).where(Channel.kind == ChannelKind.WHATSAPP)
+    if channel_id is not None:
+        query = query.where(Channel.id == channel_id)
+    else:
+        if not numbers and not wabas:
+            return Route()
+        query = query.where(
+            or_(
+                Channel.config["phone_number_id"].astext.in_(numbers),
+                Channel.config["waba_id"].astext.in_(wabas),
+            )
+        )
+    found = Route(channels=list(await session.scalars(query)))
+    for channel in found.channels:
+        secrets = secrets_of(channel)
+        candidates = (secrets.get("app_secret", ""), secrets.get("previous_app_secret", ""))
+        if any(signature_matches(body, header, secret) for secret in candidates):
+            found.verified.append(channel)
+    return found
+
+
+def events_for(route: Route, raw: Sequence[RawEvent]) -> tuple[list[EventIn], int]:
+    """The journal's events of the verified channels; how many named no verified channel."""
+    accepted: list[EventIn] = []
+    refused = 0
+    for event in raw:
+        channel = route.channel_of(event)
+        if channel is None and event.kind != "whatsapp.unrecognized":
+            refused += 1
+            continue
+        accepted.append(
+            EventIn(
+                key=event.key,
+                kind=event.kind,
+                payload=event.payload,
+                occurred_at=event.occurred_at,
+                tenant_id=channel.tenant_id if channel else None,
+                channel_id=channel.id if channel else None,
+            )
+        )
+    return accepted, refused
+
+
+async def verify_token_matches(
+    session: AsyncSession, token: str, channel_id: uuid.UUID | None = None
+) -> bool:
+    """The webhook handshake (§5.2): does ``token`` belong to the channel (or any channel)?"""
+    if not token:
+        return False
+    query = select(Channel).where(Channel.kind == ChannelKind.WHATSAPP)
+    if channel_id is not None:
+        query = query.where(Channel.id == channel_id)
+    for channel in await session.scalars(query):
+        expected = secrets_of(channel).get("verify_token", "")
+        if expected and hmac.compare_digest(expected.encode(), token.encode()):
+            return True
+    return False
