@@ -1,6 +1,7 @@
 """Smoke check of the demo's WhatsApp loop on a running `make run`: the default templates get
 approved by the sandbox's review (verdict by signed webhook), a channel check sends one, and its
-statuses come back through the webhooks service.  Usage: smoke_whatsapp.py API_URL TOKEN."""
+statuses come back through the webhooks service; the SMS and e-mail senders answer their
+checks.  Usage: smoke_whatsapp.py API_URL TOKEN."""
 
 from __future__ import annotations
 
@@ -51,3 +52,10 @@ def statuses() -> list[str] | None:
 
 heard = until("the read status", statuses, 60)
 print(f"whatsapp: templates approved by webhook; test message statuses {heard}")
+
+for kind, to in (("sms", "+55 11 98765-4321"), ("email", "maria@exemplo.com.br")):
+    channel = next(c for c in call("GET", "/v1/channels/") if c["kind"] == kind)
+    checked = call("POST", f"/v1/channels/{channel['id']}/test", {"to": to})
+    if not checked["accepted"]:
+        raise SystemExit(f"smoke: the {kind} check was refused: {checked['refusal']}")
+    print(f"{kind}: channel check accepted ({checked['message_id']})")

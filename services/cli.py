@@ -126,11 +126,7 @@ async def _link(settings: Settings, *, once: bool) -> None:
                         rows = await session.scalars(
                             select(Channel)
                             .join(Tenant, Tenant.id == Channel.tenant_id)
-                            .where(
-                                Tenant.slug == demo.DEMO_SLUG,
-                                Channel.config["phone_number_id"].astext
-                                == demo_sandbox.DEMO_PHONE_NUMBER_ID,
-                            )
+                            .where(Tenant.slug == demo.DEMO_SLUG, Channel.kind != "email")
                         )
                         for channel in rows:
                             result = await demo_sandbox.link(session, http, settings, channel)

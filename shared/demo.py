@@ -87,7 +87,7 @@ async def seed(session: AsyncSession, settings: Settings) -> DemoSummary:
         )
     await seed_portfolio(session, tenant, client)
     await message_templates.ensure_defaults(session, tenant.id)
-    await demo_sandbox.ensure_channels(session, tenant.id)
+    await demo_sandbox.ensure_channels(session, tenant.id, settings)
     signing = await keys.load_keys(session, timedelta(seconds=settings.access_token_ttl_s))
     token, _ = tokens.issue(
         signing,

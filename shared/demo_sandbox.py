@@ -1,8 +1,9 @@
 """The demo retailer's senders, connected to the sandbox for ``make run``.
 
-The first seed creates the demo WhatsApp number with fresh random credentials (nothing secret
-lives in the code).  The sandbox keeps its state in memory, so ``quita demo link`` (a process of
-the Procfile) registers the number there — webhook URL, app secret, verify token — and keeps
+The first seed creates the demo WhatsApp number, SMS sender and e-mail sender (the sandbox's
+SMTP sink) with fresh random credentials (nothing secret lives in the code).  The sandbox keeps
+its state in memory, so ``quita demo link`` (a process of the Procfile) registers the number
+and the SMS account there — webhook URL, app secret, verify token — and keeps
 it registered: every few seconds it checks the sandbox still knows the number and, after a
 sandbox restart, registers it again with the templates Quita already has approved.  Draft
 templates are submitted for review once, the way a retailer would, so the demo shows the
@@ -28,23 +29,16 @@ from shared.models import Channel, ChannelKind, MessageTemplate, TemplateStatus
 
 DEMO_PHONE_NUMBER_ID = "100000000000001"
 DEMO_WABA_ID = "100000000000099"
+DEMO_SMS_FROM = "+5511940001234"
 DEMO_ACTOR = Actor("system", "demo")
 
 
-async def ensure_channels(session: AsyncSession, tenant_id: uuid.UUID) -> Channel:
-    """The demo WhatsApp number (created once, with random credentials)."""
-    found = await session.scalar(
-        select(Channel).where(
-            Channel.tenant_id == tenant_id,
-            Channel.kind == ChannelKind.WHATSAPP,
-            Channel.config["phone_number_id"].astext == DEMO_PHONE_NUMBER_ID,
-        )
-    )
-    if found is not None:
-        return found
-    return await channels.create(
-        session,
-        tenant_id,
+async def ensure_channels(session: AsyncSession, tenant_id: uuid.UUID, settings: Settings) -> None:
+    """The demo's WhatsApp number, SMS sender and e-mail sender, all in the sandbox (created
+    once, with random credentials)."""
+    kinds = set(await session.scalars(select(Channel.kind).where(Channel.tenant_id == tenant_id)))
+    sandbox = settings.base_url("sandbox")
+    wanted: list[schemas.ChannelIn] = [
         schemas.WhatsAppIn(
             name="WhatsApp da Loja Demo (sandbox)",
             phone_number_id=DEMO_PHONE_NUMBER_ID,
@@ -54,8 +48,25 @@ async def ensure_channels(session: AsyncSession, tenant_id: uuid.UUID) -> Channe
             app_secret=secrets.token_urlsafe(24),
             verify_token=secrets.token_urlsafe(16),
         ),
-        DEMO_ACTOR,
-    )
+        schemas.SmsIn(
+            name="SMS da Loja Demo (sandbox)",
+            account_sid="AC" + secrets.token_hex(16),
+            auth_token=secrets.token_urlsafe(24),
+            from_number=DEMO_SMS_FROM,
+            base_url=sandbox,
+        ),
+        schemas.EmailIn(
+            name="E-mail da Loja Demo (sandbox)",
+            host=settings.sandbox_smtp_host,
+            port=settings.sandbox_smtp_port or 8025,
+            from_address="cobranca@lojademo.com.br",
+            from_name="Loja Demo",
+            starttls=False,
+        ),
+    ]
+    for data in wanted:
+        if type(data).__struct_config__.tag not in kinds:
+            await channels.create(session, tenant_id, data, DEMO_ACTOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +78,10 @@ class LinkResult:
 async def link(
     session: AsyncSession, http: httpx.AsyncClient, settings: Settings, channel: Channel
 ) -> LinkResult:
-    """Make sure the sandbox knows ``channel``'s number; submit draft templates once."""
+    """Make sure the sandbox knows ``channel``'s number (or SMS account); submit draft
+    WhatsApp templates once."""
+    if channel.kind == ChannelKind.SMS:
+        return await _link_sms(http, channel)
     number = channel.config["phone_number_id"]
     known = await http.get(f"/_sandbox/whatsapp/numbers/{number}")
     registered = False
@@ -121,3 +135,20 @@ async def _templates(
             )
         )
     )
+
+
+async def _link_sms(http: httpx.AsyncClient, channel: Channel) -> LinkResult:
+    account = channel.config["account_sid"]
+    known = await http.get(f"/_sandbox/sms/accounts/{account}/messages")
+    if known.status_code != 404:
+        return LinkResult(False, 0)
+    response = await http.post(
+        "/_sandbox/sms/accounts",
+        json={
+            "account_sid": account,
+            "auth_token": channels.secrets_of(channel)["auth_token"],
+            "numbers": [channel.config["from_number"]],
+        },
+    )
+    response.raise_for_status()
+    return LinkResult(True, 0)

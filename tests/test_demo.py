@@ -79,3 +79,24 @@ async def test_the_demo_number_is_linked_to_the_sandbox_and_relinked_after_a_res
     assert relinked.registered and relinked.submitted == 0
     assert len(waba.json()["templates"]) == len(DEFAULTS)
     assert {t["status"] for t in waba.json()["templates"]} == {"APPROVED"}
+
+
+async def test_the_demo_sms_account_is_registered_in_the_sandbox_once(
+    session: AsyncSession,
+    settings: Settings,
+    http_client: Callable[..., Awaitable[httpx.AsyncClient]],
+) -> None:
+    await use_scope(session, SYSTEM)
+    await demo.seed(session, settings)
+    sms = await session.scalar(select(Channel).where(Channel.kind == "sms"))
+    email = await session.scalar(select(Channel).where(Channel.kind == "email"))
+    assert sms is not None and email is not None
+    assert email.config["host"] == settings.sandbox_smtp_host
+    sandbox = await http_client(sandbox_app)
+
+    first = await demo_sandbox.link(session, sandbox, settings, sms)
+    again = await demo_sandbox.link(session, sandbox, settings, sms)
+
+    assert first.registered and not again.registered
+    account = await sandbox.get(f"/_sandbox/sms/accounts/{sms.config['account_sid']}/messages")
+    assert account.status_code == 200

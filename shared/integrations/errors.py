@@ -9,6 +9,10 @@ after the request was written) — the one fact that forbids a blind resend.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.integrations.whatsapp.errors import Advice
 
 __all__ = ["ErrorClass", "ProviderError"]
 
@@ -30,3 +34,8 @@ class ProviderError(Exception):
 
     error_class: ErrorClass
     maybe_sent: bool
+
+    def advice(self, attempt: int) -> Advice:
+        """Retry (when), fall back or stop the channel after failure number ``attempt``
+        (0 for the first)."""
+        raise NotImplementedError

@@ -21,7 +21,7 @@ from services.sandbox.state import SandboxState
 from services.webhooks.app import create_app as webhooks_app
 from shared.config import Settings
 from shared.db import SessionMaker
-from shared.domains.channels.provider import using_whatsapp
+from shared.domains.channels.senders import using_clients
 from shared.integrations.whatsapp import WhatsAppClient
 from shared.models import MessageTemplate, WebhookReceipt
 from shared.tenancy import SYSTEM, use_scope
@@ -60,7 +60,7 @@ async def world(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=box), base_url="http://sandbox")
         )
         client = WhatsAppClient(base_url="http://sandbox", transport=sandbox._transport)
-        stack.enter_context(using_whatsapp(client))
+        stack.enter_context(using_clients(client, sms_transport=sandbox._transport))
         registered = await sandbox.post(
             "/_sandbox/whatsapp/numbers",
             json={
@@ -213,3 +213,84 @@ async def test_the_channel_check_reports_a_refusal_with_what_quita_would_do(
     assert checked.json()["accepted"] is False
     assert refusal["error_class"] == "auth" and refusal["code"] == 190
     assert refusal["stop_channel"] is True and refusal["retry"] is False
+
+
+ACCOUNT_SID = "AC" + "e2e0" * 8
+
+
+async def test_an_sms_channel_check_goes_out_through_the_twilio_compatible_sandbox(
+    world: World, settings: Settings
+) -> None:
+    headers = await _owner(world, settings)
+    account = await world.sandbox.post(
+        "/_sandbox/sms/accounts",
+        json={"account_sid": ACCOUNT_SID, "auth_token": "sms-token", "numbers": ["+5511940001234"]},
+    )
+    assert account.status_code == 201, account.text
+    connected = await world.api.post(
+        "/v1/channels",
+        headers=headers,
+        json={
+            "kind": "sms",
+            "name": "SMS da loja",
+            "account_sid": ACCOUNT_SID,
+            "auth_token": "sms-token",
+            "from_number": "+5511940001234",
+            "base_url": "http://sandbox",
+        },
+    )
+    assert connected.status_code == 201, connected.text
+
+    checked = await world.api.post(
+        f"/v1/channels/{connected.json()['id']}/test", json={"to": "11 98765-4321"}, headers=headers
+    )
+
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["accepted"] is True and checked.json()["message_id"].startswith("SM")
+    sent = (await world.sandbox.get(f"/_sandbox/sms/accounts/{ACCOUNT_SID}/messages")).json()
+    (message,) = sent["messages"]
+    assert message["to"] == "+5511987654321"
+    assert "Loja Exemplo" in message["body"] and "R$" in message["body"]
+
+    refused = await world.api.post(
+        f"/v1/channels/{connected.json()['id']}/test",
+        json={"to": "não é telefone"},
+        headers=headers,
+    )
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "to"
+
+
+async def test_an_email_channel_check_lands_in_the_sandbox_smtp_sink(
+    world: World, settings: Settings
+) -> None:
+    headers = await _owner(world, settings)
+    sink = (await world.sandbox.get("/_sandbox/email/")).json()
+    connected = await world.api.post(
+        "/v1/channels",
+        headers=headers,
+        json={
+            "kind": "email",
+            "name": "E-mail da loja",
+            "host": sink["host"],
+            "port": sink["port"],
+            "from_address": "cobranca@lojademo.com.br",
+            "from_name": "Loja Demo",
+            "starttls": False,
+        },
+    )
+    assert connected.status_code == 201, connected.text
+
+    checked = await world.api.post(
+        f"/v1/channels/{connected.json()['id']}/test",
+        json={"to": "maria@exemplo.com.br"},
+        headers=headers,
+    )
+
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["accepted"] is True
+    listed = (await world.sandbox.get("/_sandbox/email/messages")).json()["messages"]
+    (mail,) = listed
+    assert mail["rcpt_tos"] == ["maria@exemplo.com.br"]
+    assert "Loja Exemplo" in mail["text"]
+    assert checked.json()["message_id"] == mail["headers"]["Message-ID"]

@@ -1,14 +1,14 @@
-"""Channel check: send one real message through a channel to a number the retailer chooses and
-report what the provider said — accepted with its message id, or refused with the error's class,
-code and what Quita would do about it.  Delivery comes later, by webhook; ``statuses_of``
-reads what the journal heard for the message.
+"""Channel check: send one real message through a channel (WhatsApp, SMS or e-mail) to a number
+or address the retailer chooses and report what the provider said — accepted with its message
+id, or refused with the error's class, code and what Quita would do about it.  Delivery comes
+later, by webhook; ``statuses_of`` reads what the journal heard for the message.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import msgspec
 from sqlalchemy import select
@@ -17,12 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.brazil import InvalidValue
 from shared.brazil.phones import normalize_phone
 from shared.domains.audit.service import Actor, record
-from shared.domains.channels import templates, templating
-from shared.domains.channels.provider import whatsapp_client
-from shared.domains.channels.service import secrets_of
+from shared.domains.channels import senders, templates, templating
+from shared.domains.channels.senders import Sent
 from shared.domains.inbound.whatsapp import STATUS
 from shared.errors import Conflict, FieldError, ValidationFailed
-from shared.integrations.whatsapp import WhatsAppError
+from shared.integrations.errors import ProviderError
 from shared.models import (
     Channel,
     ChannelKind,
@@ -32,10 +31,13 @@ from shared.models import (
     WebhookEvent,
 )
 
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
 
 class ChannelTestIn(msgspec.Struct, forbid_unknown_fields=True):
-    """Where to send the test (a phone the retailer controls) and, optionally, which approved
-    template and which values; sample values fill the rest."""
+    """Where to send the test (a phone the retailer controls; an address for an e-mail
+    channel) and, optionally, which template (approved, on WhatsApp) and which values; sample
+    values fill the rest."""
 
     to: str
     template_id: uuid.UUID | None = None
@@ -104,56 +106,108 @@ async def _approved_template(
     return row
 
 
-async def run(
-    session: AsyncSession, channel: Channel, data: ChannelTestIn, actor: Actor
-) -> ChannelTestOut:
-    if channel.kind != ChannelKind.WHATSAPP:
-        raise NotTestable(f"Checking a {channel.kind} channel is not available yet.")
-    if channel.status != ChannelStatus.ACTIVE:
-        raise NotTestable(f"The channel is {channel.status}.")
+def _recipient(channel: Channel, to: str) -> str:
+    if channel.kind == ChannelKind.EMAIL:
+        address = to.strip()
+        if not EMAIL.fullmatch(address):
+            raise ValidationFailed(
+                "The e-mail address is not valid.", errors=[FieldError("to", "not an e-mail")]
+            )
+        return address
     try:
-        to = normalize_phone(data.to)
+        return normalize_phone(to)
     except InvalidValue as exc:
         raise ValidationFailed(
             "The phone number is not valid.", errors=[FieldError("to", exc.reason)]
         ) from None
-    row = await _approved_template(session, channel.tenant_id, data.template_id)
+
+
+async def _send(
+    session: AsyncSession, channel: Channel, to: str, data: ChannelTestIn
+) -> tuple[str, Sent]:
+    """Send the check through the channel: an approved template on WhatsApp, the SMS or
+    e-mail version of a default reminder otherwise.  The template's name, the provider's answer."""
     values = {**templates.SAMPLE, **data.values}
     try:
-        parameters = templating.parameters(templating.compile_body(row.body), values)
-        header = None
-        if row.header and "{{" in row.header:
-            header = templating.parameters(templating.compile_body(row.header), values)
+        if channel.kind == ChannelKind.WHATSAPP:
+            row = await _approved_template(session, channel.tenant_id, data.template_id)
+            body = templating.parameters(templating.compile_body(row.body), values)
+            header = None
+            if row.header and "{{" in row.header:
+                header = templating.parameters(templating.compile_body(row.header), values)
+            return row.name, await senders.send_whatsapp_template(
+                channel,
+                to,
+                row.name,
+                row.language,
+                body=body,
+                header=header,
+                callback_data=f"test:{uuid.uuid4()}",
+            )
+        row = await _own_template(session, channel, data.template_id)
+        if channel.kind == ChannelKind.SMS:
+            text = templating.render_jinja(row.body, values)
+            return row.name, await senders.send_sms(channel, to, text, status_callback=None)
+        return row.name, await senders.send_email(
+            channel,
+            to,
+            subject=templating.render_jinja(row.subject or row.name, values),
+            text=templating.render_jinja(row.body, values),
+            html=templating.render_jinja(row.html, values, html=True) if row.html else None,
+            attempt_id=None,
+        )
     except InvalidValue as exc:
         raise ValidationFailed(
             "The values do not fit the template.", errors=[FieldError("values", exc.reason)]
         ) from None
+
+
+async def _own_template(
+    session: AsyncSession, channel: Channel, template_id: uuid.UUID | None
+) -> MessageTemplate:
+    """An SMS or e-mail template of the channel's kind (the tenant's first one by default)."""
+    row: MessageTemplate | None
+    if template_id is not None:
+        row = await templates.get(session, channel.tenant_id, template_id)
+    else:
+        row = await session.scalar(
+            select(MessageTemplate)
+            .where(
+                MessageTemplate.tenant_id == channel.tenant_id,
+                MessageTemplate.channel_kind == channel.kind,
+            )
+            .order_by(MessageTemplate.key, MessageTemplate.name)
+            .limit(1)
+        )
+        if row is None:
+            raise NotTestable(f"The tenant has no {channel.kind} template.")
+    if row.channel_kind != channel.kind:
+        raise ValidationFailed(
+            "The template is not valid.",
+            errors=[FieldError("template_id", f"not a {channel.kind} template")],
+        )
+    return row
+
+
+async def run(
+    session: AsyncSession, channel: Channel, data: ChannelTestIn, actor: Actor
+) -> ChannelTestOut:
+    if channel.status != ChannelStatus.ACTIVE:
+        raise NotTestable(f"The channel is {channel.status}.")
+    to = _recipient(channel, data.to)
     sent_at = datetime.now(UTC)
-    result: dict[str, Any] = {"accepted": False, "message_id": None, "provider_status": None}
+    name: str | None = None
+    sent: Sent | None = None
     refusal = None
     try:
-        answer = await whatsapp_client().send_template(
-            channel.config["phone_number_id"],
-            secrets_of(channel)["access_token"],
-            to.lstrip("+"),
-            row.name,
-            row.language,
-            callback_data=f"test:{uuid.uuid4()}",
-            body=parameters,
-            header=header,
-        )
-        result = {
-            "accepted": True,
-            "message_id": answer.message_id,
-            "provider_status": answer.message_status,
-        }
-    except WhatsAppError as exc:
-        advice = exc.advice(1)
+        name, sent = await _send(session, channel, to, data)
+    except ProviderError as exc:
+        advice = exc.advice(0)
         refusal = Refusal(
             error_class=str(exc.error_class),
-            code=exc.code,
-            title=exc.title,
-            details=exc.details,
+            code=getattr(exc, "code", None) or getattr(exc, "smtp_code", None),
+            title=getattr(exc, "title", None),
+            details=getattr(exc, "details", None) or str(exc),
             retry=advice.retry,
             retry_after_s=advice.delay_s,
             fallback=advice.fallback,
@@ -168,10 +222,10 @@ async def run(
         subject_type="channel",
         subject_id=str(channel.id),
         data={
-            "template": row.name,
+            "template": name,
             "to_last4": to[-4:],
-            "accepted": result["accepted"],
-            "message_id": result["message_id"],
+            "accepted": sent is not None,
+            "message_id": sent.provider_message_id if sent else None,
             "error_class": refusal.error_class if refusal else None,
             "code": refusal.code if refusal else None,
         },
@@ -179,10 +233,12 @@ async def run(
     return ChannelTestOut(
         channel_id=channel.id,
         to=to,
-        template=row.name,
+        template=name,
+        accepted=sent is not None,
+        message_id=sent.provider_message_id if sent else None,
+        provider_status=sent.status if sent else None,
         refusal=refusal,
         sent_at=sent_at,
-        **result,
     )
 
 

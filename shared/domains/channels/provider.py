@@ -10,11 +10,7 @@ is the last one heard (noted in docs/architecture.md).
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,9 +18,9 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.config import get_settings
 from shared.domains.audit.service import Actor, record
 from shared.domains.channels import templating
+from shared.domains.channels.senders import whatsapp_client
 from shared.domains.channels.service import secrets_of
 from shared.domains.channels.templates import SAMPLE
 from shared.domains.inbound.journal import Outcome, handles
@@ -55,35 +51,6 @@ NOT_SENDABLE = {
     "DELETED": "DISABLED",
     "ARCHIVED": "DISABLED",
 }
-
-# --- the process's client -----------------------------------------------------------------
-
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WhatsAppClient] = (
-    weakref.WeakKeyDictionary()
-)
-_override: list[WhatsAppClient] = []
-
-
-def whatsapp_client() -> WhatsAppClient:
-    """The pooled client of this event loop (one per worker process), or a test's override."""
-    if _override:
-        return _override[-1]
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        client = _clients[loop] = WhatsAppClient.from_settings(get_settings())
-    return client
-
-
-@contextmanager
-def using_whatsapp(client: WhatsAppClient) -> Iterator[WhatsAppClient]:
-    """Route this process's WhatsApp calls to ``client`` (tests and benchmarks)."""
-    _override.append(client)
-    try:
-        yield client
-    finally:
-        _override.remove(client)
-
 
 # --- components ---------------------------------------------------------------------------
 

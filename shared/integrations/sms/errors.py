@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.integrations.errors import ErrorClass, ProviderError
+from shared.integrations.whatsapp.errors import Advice, advice
 
 __all__ = ["CODE_CLASSES", "OPTED_OUT", "SmsError", "classify"]
 
@@ -99,6 +100,15 @@ class SmsError(ProviderError):
 
     def __str__(self) -> str:
         return f"sms {self.error_class} (code {self.code}, http {self.http_status})"
+
+    def advice(self, attempt: int) -> Advice:
+        if self.opted_out:
+            # one recipient said STOP: never text them again, but the channel is fine
+            return Advice(retry=False, delay_s=None, fallback=True, stop_channel=False)
+        found = advice(self.error_class, attempt)
+        if found.retry and self.retry_after_s is not None:
+            return Advice(True, max(found.delay_s or 0.0, self.retry_after_s), False, False)
+        return found
 
     @property
     def opted_out(self) -> bool:

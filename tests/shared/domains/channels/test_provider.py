@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sandbox.app import create_app as sandbox_app
 from shared.domains.audit.service import Actor
-from shared.domains.channels import provider, schemas, service, templates
+from shared.domains.channels import provider, schemas, senders, service, templates
 from shared.domains.channels.defaults import DEFAULTS, FOOTER
 from shared.integrations.whatsapp import WhatsAppClient
 from shared.models import Channel, MessageTemplate
@@ -43,9 +43,7 @@ async def sandbox(
         },
     )
     await client.post(f"/_sandbox/whatsapp/wabas/{WABA_ID}", json={"review_delay_ms": 5})
-    with provider.using_whatsapp(
-        WhatsAppClient(base_url="http://test", transport=client._transport)
-    ):
+    with senders.using_clients(WhatsAppClient(base_url="http://test", transport=client._transport)):
         yield client
 
 
