@@ -20,6 +20,7 @@ from shared import demo_sandbox
 from shared.config import Settings
 from shared.domains.audit.service import Actor
 from shared.domains.channels import templates as message_templates
+from shared.domains.collections import cadences
 from shared.domains.identity import keys, schemas, service, tokens
 from shared.domains.identity.service import SYSTEM_ACTOR
 from shared.domains.money import pixcodes
@@ -87,6 +88,7 @@ async def seed(session: AsyncSession, settings: Settings) -> DemoSummary:
         )
     await seed_portfolio(session, tenant, client)
     await message_templates.ensure_defaults(session, tenant.id)
+    await cadences.ensure_defaults(session, tenant.id)
     await demo_sandbox.ensure_channels(session, tenant.id, settings)
     signing = await keys.load_keys(session, timedelta(seconds=settings.access_token_ttl_s))
     token, _ = tokens.issue(

@@ -2,6 +2,16 @@
 
 from shared.models.audit import AuditEvent
 from shared.models.channel import Channel, ChannelKind, ChannelStatus
+from shared.models.collections import (
+    AttemptState,
+    Cadence,
+    CadenceStep,
+    CollectionHold,
+    CollectionSettings,
+    ContactAttempt,
+    ContactAttemptItem,
+    HoldKind,
+)
 from shared.models.customer import Customer
 from shared.models.customer_phone import CustomerPhone, PhoneStatus
 from shared.models.data_import import DataImport, ImportError_, ImportRow, ImportStatus
@@ -23,15 +33,23 @@ from shared.models.user import User
 from shared.models.webhook import WebhookEvent, WebhookEventState, WebhookReceipt
 
 __all__ = [
+    "AttemptState",
     "AuditEvent",
+    "Cadence",
+    "CadenceStep",
     "Channel",
     "ChannelKind",
     "ChannelStatus",
+    "CollectionHold",
+    "CollectionSettings",
+    "ContactAttempt",
+    "ContactAttemptItem",
     "CorrectionIndexRate",
     "Customer",
     "CustomerPhone",
     "DataImport",
     "FeeRuleVersion",
+    "HoldKind",
     "ImportError_",
     "ImportRow",
     "ImportStatus",

@@ -36,3 +36,7 @@ class Customer(UUIDPrimaryKey, Timestamps, Base):
     do_not_contact: Mapped[bool] = mapped_column(server_default="false")
     do_not_contact_reason: Mapped[str | None] = mapped_column(String(200))
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    # pins the customer to one régua (otherwise: the segment's, else the tenant's default)
+    cadence_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("cadences.id", ondelete="SET NULL", use_alter=True)
+    )

@@ -19,6 +19,7 @@ from shared.config import get_settings
 from shared.db import flush_unique
 from shared.domains.audit.service import Actor, record
 from shared.domains.channels import templates as message_templates
+from shared.domains.collections import cadences
 from shared.domains.identity import schemas
 from shared.domains.identity.errors import DuplicateTenant, DuplicateUser, InvalidMandate
 from shared.domains.money import rules as fee_rules
@@ -87,6 +88,7 @@ async def create_tenant(session: AsyncSession, data: schemas.TenantCreate, actor
     if tenant.kind is TenantKind.RETAILER:
         await fee_rules.ensure_default(session, tenant.id)
         await message_templates.ensure_defaults(session, tenant.id)
+        await cadences.ensure_defaults(session, tenant.id)
     await record(
         session,
         "tenant.created",

@@ -1,0 +1,1 @@
+"""Collections: the régua (cadences and steps), the planner, contact governance and sending."""

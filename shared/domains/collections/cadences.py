@@ -1,0 +1,123 @@
+"""Réguas and governance settings: the defaults every retailer starts with, and how a customer
+finds its régua (pinned, else the first segment whose tags it carries, else the default).
+
+The default régua follows the collection guides: a friendly reminder three days before, the day
+before, on the day, then the day after, five days after (with the itemized fees) and a last
+friendly one at fifteen days — WhatsApp first, SMS when WhatsApp cannot deliver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.domains.channels.defaults import DEFAULTS
+from shared.domains.collections.window import DEFAULT as LAWFUL
+from shared.domains.collections.window import ContactWindow
+from shared.models import Cadence, CadenceStep, CollectionSettings
+
+DEFAULT_NAME = "Régua padrão"
+_BY_KEY = {d.key: d.name for d in DEFAULTS}
+# (offset from the due date, template key) — WhatsApp, falling back to SMS
+DEFAULT_STEPS: tuple[tuple[int, str], ...] = (
+    (-3, "lembrete_d3"),
+    (-1, "vespera_d1"),
+    (0, "vence_hoje"),
+    (1, "atraso_d1"),
+    (5, "atraso_d5"),
+    (15, "lembrete_final_d15"),
+)
+
+
+async def ensure_defaults(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Governance settings and the default régua for a tenant that has none (idempotent)."""
+    await session.execute(
+        insert(CollectionSettings)
+        .values(tenant_id=tenant_id)
+        .on_conflict_do_nothing(index_elements=["tenant_id"])
+    )
+    found = await session.scalar(
+        select(Cadence.id).where(Cadence.tenant_id == tenant_id, Cadence.is_default)
+    )
+    if found is not None:
+        return
+    cadence = Cadence(id=uuid.uuid4(), tenant_id=tenant_id, name=DEFAULT_NAME, is_default=True)
+    session.add(cadence)
+    for offset, key in DEFAULT_STEPS:
+        session.add(
+            CadenceStep(
+                tenant_id=tenant_id,
+                cadence_id=cadence.id,
+                offset_days=offset,
+                channel="whatsapp",
+                fallback_channel="sms",
+                variants=[{"template": _BY_KEY[key], "weight": 1}],
+            )
+        )
+    await session.flush()
+
+
+def window_of(settings: CollectionSettings | None) -> ContactWindow:
+    """The tenant's window (the lawful default where it says nothing)."""
+    data: dict[str, Any] = settings.window if settings is not None else {}
+    window = ContactWindow(
+        weekdays=_hours(data, "weekdays", LAWFUL.weekdays),
+        saturday=_hours(data, "saturday", LAWFUL.saturday),
+        avoid_carnival=bool(data.get("avoid_carnival", LAWFUL.avoid_carnival)),
+    )
+    window.check_within(LAWFUL)
+    return window
+
+
+def _hours(
+    data: dict[str, Any], name: str, default: tuple[time, time] | None
+) -> tuple[time, time] | None:
+    if name not in data:
+        return default
+    value = data[name]
+    if value is None:
+        return None
+    start, end = value
+    return time.fromisoformat(start), time.fromisoformat(end)
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """What a customer gets at one step: a template, or nothing (the hold-out group)."""
+
+    template: str | None
+    holdout: bool
+
+
+def _bucket(*parts: object) -> int:
+    """A stable number in 0..9999 for the parts (same customer, same step → same bucket)."""
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000
+
+
+def pick(
+    customer_id: uuid.UUID, step_id: uuid.UUID, variants: Sequence[dict[str, Any]], holdout: int
+) -> Pick:
+    """The variant a customer gets at a step, deterministically: the same customer always lands
+    in the same bucket, so a re-run or a second planner picks the same; ``holdout`` percent of
+    customers (decided per régua step) receive nothing."""
+    if holdout and _bucket("holdout", customer_id, step_id) < holdout * 100:
+        return Pick(None, True)
+    weights = [max(int(v.get("weight", 1)), 0) for v in variants]
+    total = sum(weights)
+    if total == 0:
+        return Pick(str(variants[0]["template"]), False)
+    point = _bucket("variant", customer_id, step_id) * total // 10_000
+    for variant, weight in zip(variants, weights, strict=True):
+        if point < weight:
+            return Pick(str(variant["template"]), False)
+        point -= weight
+    return Pick(str(variants[-1]["template"]), False)

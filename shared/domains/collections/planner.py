@@ -1,0 +1,451 @@
+"""The planner: which debtors get which message today, decided once per installment and step.
+
+One run per tenant, under a transaction-level advisory lock on the tenant (a second planner
+finds it taken and does nothing; a re-run finds nothing left):
+
+1. SQL finds the (installment, step) pairs whose contact day — due date + step offset — has
+   come and that no attempt covers yet (``contact_attempt_items`` is unique per installment and
+   step, so nothing is planned twice, however often this runs).
+2. Per installment only the most advanced step still inside the catch-up horizon is sent; older
+   ones are recorded as ``skipped`` (``superseded`` or ``missed``) instead of going out late in
+   a burst.
+3. Per customer, everything due that day becomes **one** message, with the most advanced step's
+   template (the variant picked deterministically per customer; a hold-out share gets nothing).
+4. Governance decides, recording the reason whenever it holds a message back: do-not-contact,
+   holds ("já paguei", promises, pauses), opted-out channels, wrong or unreachable phones and
+   Procon-SP's "Não Me Ligue" list (falling back to the step's other channel when it can),
+   frequency caps across every channel, and the contact window in the debtor's own time (a
+   message planned outside it waits for the next allowed instant).  Payment status and
+   prescription are checked again right before sending, with today's balance.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.domains.collections import cadences
+from shared.domains.collections.window import ContactWindow, Place, place_of
+from shared.models import (
+    AttemptState,
+    CadenceStep,
+    CollectionSettings,
+    ContactAttempt,
+    ContactAttemptItem,
+    Tenant,
+)
+
+log = structlog.get_logger("quita.collections.planner")
+
+NO_CALL_LIST_GRACE_DAYS = 30  # Procon-SP: the block holds from the 30th day after enrolment
+LOOK_BACK_DAYS = 31  # steps missed for longer than this are no longer even recorded
+_CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    installment_id: uuid.UUID
+    customer_id: uuid.UUID
+    due_date: date
+    open_amount: Any
+    step: CadenceStep
+
+
+@dataclass(slots=True)
+class Debtor:
+    id: uuid.UUID
+    state: str | None
+    city: str | None
+    tags: list[str]
+    opted_out: list[str]
+    do_not_contact: bool
+    email: str | None
+    phone: str | None
+    blocked_phone: str | None  # the best phone exists but may not be contacted (reason)
+    held: str | None = None  # an active customer-level hold's kind
+    held_items: set[uuid.UUID] = field(default_factory=set)
+    today_count: int = 0
+    week_count: int = 0
+
+
+@dataclass(slots=True)
+class PlanResult:
+    planned: int = 0
+    skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    locked: bool = True
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        self.skipped[reason] += count
+
+
+async def plan_tenant(session: AsyncSession, tenant_id: uuid.UUID, now: datetime) -> PlanResult:
+    """Plan what is due for ``tenant_id`` at ``now`` (aware); the caller commits."""
+    got = await session.scalar(
+        text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"collections.plan:{tenant_id}"},
+    )
+    if not got:
+        return PlanResult(locked=False)
+    tenant = await session.get(Tenant, tenant_id)
+    settings = await session.get(CollectionSettings, tenant_id)
+    if tenant is None or settings is None:
+        return PlanResult()
+    today = now.astimezone(ZoneInfo(tenant.time_zone)).date()
+    result = PlanResult()
+    candidates = await _candidates(session, tenant_id, today)
+    if not candidates:
+        return result
+    debtors = await _debtors(session, tenant_id, {c.customer_id for c in candidates}, today, now)
+    kinds = await _channel_kinds(session, tenant_id)
+    window = cadences.window_of(settings)
+    rows = _decide(candidates, debtors, kinds, settings, window, today, now, result)
+    await _write(session, tenant_id, rows)
+    log.info(
+        "collections.planned",
+        tenant_id=str(tenant_id),
+        planned=result.planned,
+        skipped=dict(result.skipped),
+    )
+    return result
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+_CANDIDATES = text(
+    """
+    SELECT i.id AS installment_id, i.customer_id, i.due_date,
+           i.principal - i.amount_paid AS open_amount, s.id AS step_id
+    FROM installments i
+    JOIN customers c ON c.id = i.customer_id
+    JOIN cadence_steps s ON s.cadence_id = COALESCE(
+        c.cadence_id,
+        (SELECT k.id FROM cadences k
+          WHERE k.tenant_id = :tenant AND k.active AND NOT k.is_default
+            AND k.tags_any && c.tags
+          ORDER BY k.priority, k.name LIMIT 1),
+        (SELECT k.id FROM cadences k WHERE k.tenant_id = :tenant AND k.is_default AND k.active))
+    WHERE i.tenant_id = :tenant
+      AND i.status IN ('open', 'partially_paid')
+      AND i.due_date BETWEEN :first_due AND :last_due
+      AND i.due_date + CAST(s.offset_days AS integer) <= :today
+      AND i.due_date + CAST(s.offset_days AS integer) > :oldest
+      AND NOT EXISTS (SELECT 1 FROM contact_attempt_items x
+                      WHERE x.installment_id = i.id AND x.step_id = s.id)
+    """
+)
+
+
+async def _candidates(session: AsyncSession, tenant_id: uuid.UUID, today: date) -> list[Candidate]:
+    steps = {
+        s.id: s
+        for s in await session.scalars(
+            select(CadenceStep).where(CadenceStep.tenant_id == tenant_id)
+        )
+    }
+    if not steps:
+        return []
+    offsets = [s.offset_days for s in steps.values()]
+    oldest = today - timedelta(days=LOOK_BACK_DAYS)
+    rows = await session.execute(
+        _CANDIDATES,
+        {
+            "tenant": tenant_id,
+            "today": today,
+            "oldest": oldest,
+            # only due dates some step can reach between ``oldest`` and today (index range)
+            "first_due": oldest - timedelta(days=max(offsets)),
+            "last_due": today - timedelta(days=min(offsets)),
+        },
+    )
+    return [
+        Candidate(r.installment_id, r.customer_id, r.due_date, r.open_amount, steps[r.step_id])
+        for r in rows
+    ]
+
+
+_DEBTORS = text(
+    """
+    SELECT c.id, c.state, c.city, c.tags, c.opted_out, c.do_not_contact, c.email,
+           p.number AS phone, p.status AS phone_status, p.no_call_list_since,
+           (SELECT h.kind FROM collection_holds h
+             WHERE h.customer_id = c.id AND h.installment_id IS NULL
+               AND h.released_at IS NULL AND (h.until IS NULL OR h.until > :now)
+             LIMIT 1) AS held,
+           (SELECT array_agg(h.installment_id) FROM collection_holds h
+             WHERE h.customer_id = c.id AND h.installment_id IS NOT NULL
+               AND h.released_at IS NULL AND (h.until IS NULL OR h.until > :now)) AS held_items,
+           (SELECT count(*) FILTER (WHERE a.contact_day = :today) FROM contact_attempts a
+             WHERE a.tenant_id = :tenant AND a.customer_id = c.id
+               AND a.contact_day > CAST(:today AS date) - 7
+               AND a.state NOT IN ('skipped', 'cancelled', 'failed')) AS today_count,
+           (SELECT count(*) FROM contact_attempts a
+             WHERE a.tenant_id = :tenant AND a.customer_id = c.id
+               AND a.contact_day > CAST(:today AS date) - 7
+               AND a.state NOT IN ('skipped', 'cancelled', 'failed')) AS week_count
+    FROM customers c
+    LEFT JOIN LATERAL (
+        SELECT number, status, no_call_list_since FROM customer_phones
+        WHERE customer_id = c.id AND active ORDER BY (status = 'valid') DESC, position LIMIT 1
+    ) p ON true
+    WHERE c.tenant_id = :tenant AND c.id = ANY(:ids)
+    """
+)
+
+
+async def _debtors(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    ids: set[uuid.UUID],
+    today: date,
+    now: datetime,
+) -> dict[uuid.UUID, Debtor]:
+    found: dict[uuid.UUID, Debtor] = {}
+    params = {"tenant": tenant_id, "ids": list(ids), "today": today, "now": now}
+    for r in await session.execute(_DEBTORS, params):
+        blocked = None
+        if r.phone is not None and r.phone_status != "valid":
+            blocked = f"phone_{r.phone_status}"
+        elif r.no_call_list_since is not None and r.no_call_list_since <= today - timedelta(
+            days=NO_CALL_LIST_GRACE_DAYS
+        ):
+            blocked = "no_call_list"
+        found[r.id] = Debtor(
+            id=r.id,
+            state=r.state,
+            city=r.city,
+            tags=list(r.tags or []),
+            opted_out=list(r.opted_out or []),
+            do_not_contact=r.do_not_contact,
+            email=r.email,
+            phone=r.phone if blocked is None else None,
+            blocked_phone=blocked,
+            held=r.held,
+            held_items=set(r.held_items or []),
+            today_count=r.today_count,
+            week_count=r.week_count,
+        )
+    return found
+
+
+async def _channel_kinds(session: AsyncSession, tenant_id: uuid.UUID) -> set[str]:
+    rows = await session.scalars(
+        text("SELECT DISTINCT kind FROM channels WHERE tenant_id = :t AND status = 'active'"),
+        {"t": tenant_id},
+    )
+    return set(rows)
+
+
+# --- deciding ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Row:
+    """An attempt to write, with the installments (and their steps) it covers."""
+
+    attempt: dict[str, Any]
+    items: list[tuple[uuid.UUID, uuid.UUID]]
+
+
+def _decide(
+    candidates: list[Candidate],
+    debtors: dict[uuid.UUID, Debtor],
+    kinds: set[str],
+    settings: CollectionSettings,
+    window: ContactWindow,
+    today: date,
+    now: datetime,
+    result: PlanResult,
+) -> list[Row]:
+    by_installment: dict[uuid.UUID, list[Candidate]] = defaultdict(list)
+    for c in candidates:
+        by_installment[c.installment_id].append(c)
+    horizon = today - timedelta(days=settings.catch_up_days)
+    due: dict[uuid.UUID, list[Candidate]] = defaultdict(list)
+    passed: dict[tuple[uuid.UUID, str], list[Candidate]] = defaultdict(list)
+    for group in by_installment.values():
+        group.sort(key=lambda c: c.step.offset_days)
+        latest = group[-1]
+        debtor = debtors.get(latest.customer_id)
+        if latest.due_date + timedelta(days=latest.step.offset_days) >= horizon:
+            if debtor is not None and _step_applies(latest, debtor, today):
+                due[latest.customer_id].append(latest)
+            else:
+                passed[(latest.customer_id, "step_conditions")].append(latest)
+            older = group[:-1]
+            reason = "superseded"
+        else:
+            older, reason = group, "missed"
+        for c in older:
+            passed[(c.customer_id, reason)].append(c)
+    rows = [
+        _skipped(customer, reason, items, today, now)
+        for (customer, reason), items in passed.items()
+    ]
+    for (_, why), items in passed.items():
+        result.skip(why, len(items))
+    for customer_id, items in due.items():
+        rows.extend(
+            _one_message(debtors[customer_id], items, kinds, settings, window, today, now, result)
+        )
+    return rows
+
+
+def _step_applies(c: Candidate, debtor: Debtor, today: date) -> bool:
+    step = c.step
+    if step.min_amount is not None and c.open_amount < step.min_amount:
+        return False
+    if step.tags_any and not set(step.tags_any) & set(debtor.tags):
+        return False
+    overdue = (today - c.due_date).days
+    return step.max_days_overdue is None or overdue <= step.max_days_overdue
+
+
+def _base(customer_id: uuid.UUID, today: date, now: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "customer_id": customer_id,
+        "kind": "regua",
+        "contact_day": today,
+        "planned_for": now,
+        "decisions": [],
+    }
+
+
+def _skipped(
+    customer_id: uuid.UUID, reason: str, items: list[Candidate], today: date, now: datetime
+) -> Row:
+    last = max(items, key=lambda c: c.step.offset_days).step
+    attempt = _base(customer_id, today, now) | {
+        "state": AttemptState.SKIPPED,
+        "reason": reason,
+        "cadence_id": last.cadence_id,
+        "step_id": last.id,
+        "offset_days": last.offset_days,
+        "channel": last.channel,
+        "decisions": [{"rule": reason, "held": True}],
+    }
+    return Row(attempt, [(c.installment_id, c.step.id) for c in items])
+
+
+def _one_message(
+    debtor: Debtor,
+    items: list[Candidate],
+    kinds: set[str],
+    settings: CollectionSettings,
+    window: ContactWindow,
+    today: date,
+    now: datetime,
+    result: PlanResult,
+) -> list[Row]:
+    """One message for everything the customer has due today, or the reason it is held; items
+    held or prescribed on their own are recorded apart, skipped."""
+    lead = max(items, key=lambda c: (c.step.offset_days, c.due_date))
+    step = lead.step
+    attempt = _base(debtor.id, today, now) | {
+        "cadence_id": step.cadence_id,
+        "step_id": step.id,
+        "offset_days": step.offset_days,
+        "channel": step.channel,
+        "fallback_channel": step.fallback_channel,
+    }
+    decisions: list[dict[str, Any]] = []
+    covered = [(c.installment_id, c.step.id) for c in items]
+
+    def hold(reason: str) -> list[Row]:
+        decisions.append({"rule": reason, "held": True})
+        attempt.update(state=AttemptState.SKIPPED, reason=reason, decisions=decisions)
+        result.skip(reason, len(covered))
+        return [*apart, Row(attempt, covered)]
+
+    apart: list[Row] = []
+    if debtor.do_not_contact:
+        return hold("do_not_contact")
+    if debtor.held:
+        return hold(f"hold_{debtor.held}")
+    held = [c for c in items if c.installment_id in debtor.held_items]
+    if len(held) == len(items):
+        return hold("hold_installment")
+    if held:  # the message goes without them; they are recorded apart, with the reason
+        apart.append(_skipped(debtor.id, "hold_installment", held, today, now))
+        result.skip("hold_installment", len(held))
+        keys = {(c.installment_id, c.step.id) for c in held}
+        covered = [k for k in covered if k not in keys]
+    picked = cadences.pick(debtor.id, step.id, step.variants, step.holdout_percent)
+    if picked.holdout:
+        return hold("holdout")
+    attempt["template_name"] = picked.template
+    route = _route(debtor, step.channel, step.fallback_channel, kinds, decisions)
+    if route is None:
+        return hold(decisions[-1]["rule"] if decisions else "no_channel")
+    attempt["channel"], attempt["recipient"] = route
+    if attempt["channel"] == step.fallback_channel:
+        attempt["fallback_channel"] = None
+    if debtor.today_count >= settings.daily_cap:
+        return hold("daily_cap")
+    if debtor.week_count >= settings.weekly_cap:
+        return hold("weekly_cap")
+    place: Place = place_of(debtor.state, debtor.city, debtor.phone)
+    when = window.next_allowed(now, place)
+    decisions.append({"rule": "contact_window", "held": when > now, "until": when.isoformat()})
+    attempt.update(state=AttemptState.PLANNED, planned_for=when, decisions=decisions, reason=None)
+    result.planned += 1
+    return [*apart, Row(attempt, covered)]
+
+
+def _route(
+    debtor: Debtor,
+    channel: str,
+    fallback: str | None,
+    kinds: set[str],
+    decisions: list[dict[str, Any]],
+) -> tuple[str, str] | None:
+    """The first of the step's channels the debtor can be reached on, with the address."""
+    for kind in (channel, fallback):
+        if kind is None:
+            continue
+        if kind not in kinds:
+            decisions.append({"rule": "no_channel", "channel": kind, "held": True})
+            continue
+        if kind in debtor.opted_out:
+            decisions.append({"rule": "opted_out", "channel": kind, "held": True})
+            continue
+        address = debtor.email if kind == "email" else debtor.phone
+        if address is None:
+            rule = "no_email" if kind == "email" else (debtor.blocked_phone or "no_phone")
+            decisions.append({"rule": rule, "channel": kind, "held": True})
+            continue
+        return kind, address
+    return None
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+async def _write(session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[Row]) -> None:
+    attempts: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
+    for row in rows:
+        attempts.append({"tenant_id": tenant_id, **row.attempt})
+        items.extend(
+            {
+                "attempt_id": row.attempt["id"],
+                "installment_id": installment,
+                "step_id": step,
+                "tenant_id": tenant_id,
+            }
+            for installment, step in row.items
+        )
+    for start in range(0, len(attempts), _CHUNK):
+        await session.execute(insert(ContactAttempt), attempts[start : start + _CHUNK])
+    for start in range(0, len(items), _CHUNK):
+        await session.execute(insert(ContactAttemptItem), items[start : start + _CHUNK])

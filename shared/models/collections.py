@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Identity,
+    Index,
+    Numeric,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base, Timestamps, UUIDPrimaryKey
+
+
+class CollectionSettings(Base):
+    """A tenant's contact governance: its window (never wider than the law's default), the
+    frequency caps (never off), and how far back a missed step may still be sent."""
+
+    __tablename__ = "collection_settings"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    # {"weekdays": ["08:00", "20:00"] | null, "saturday": [...] | null, "avoid_carnival": bool}
+    window: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    daily_cap: Mapped[int] = mapped_column(SmallInteger, server_default="1")
+    weekly_cap: Mapped[int] = mapped_column(SmallInteger, server_default="3")
+    catch_up_days: Mapped[int] = mapped_column(SmallInteger, server_default="2")
+    paid_hold_days: Mapped[int] = mapped_column(SmallInteger, server_default="3")
+    fallback_after_hours: Mapped[int] = mapped_column(SmallInteger, server_default="24")
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class Cadence(UUIDPrimaryKey, Timestamps, Base):
+    """A régua: the steps a tenant's customers go through around each due date.
+
+    The default cadence serves every customer; a segment cadence serves customers carrying any
+    of ``tags_any`` (the lowest ``priority`` first); a customer may be pinned to one cadence.
+    """
+
+    __tablename__ = "cadences"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name"),
+        Index(
+            "uq_cadences_default",
+            "tenant_id",
+            unique=True,
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    is_default: Mapped[bool] = mapped_column(server_default="false")
+    tags_any: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default="{}")
+    priority: Mapped[int] = mapped_column(SmallInteger, server_default="100")
+    active: Mapped[bool] = mapped_column(server_default="true")
+
+
+class CadenceStep(UUIDPrimaryKey, Timestamps, Base):
+    """One moment of a régua: ``offset_days`` from the due date (-3, 0, +5 ...), the channel and
+    its fallback, the template (or weighted ``variants``, picked per customer deterministically),
+    a hold-out share that receives nothing, and the conditions that must hold."""
+
+    __tablename__ = "cadence_steps"
+    __table_args__ = (UniqueConstraint("cadence_id", "offset_days"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    cadence_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cadences.id", ondelete="CASCADE"))
+    offset_days: Mapped[int] = mapped_column(SmallInteger)
+    channel: Mapped[str] = mapped_column(String(16))
+    fallback_channel: Mapped[str | None] = mapped_column(String(16))
+    # [{"template": "<name>", "weight": 1}, ...] — a template name exists per channel kind
+    variants: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    holdout_percent: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    min_amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    tags_any: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default="{}")
+    max_days_overdue: Mapped[int | None] = mapped_column(SmallInteger)
+
+
+class HoldKind(StrEnum):
+    PAUSE = "pause"  # an operator or the retailer paused collection
+    PAID_CLAIM = "paid_claim"  # the debtor said "já paguei": wait for the payment to land
+    PROMISE = "promise"  # a promise to pay (negotiation)
+    DISPUTE = "dispute"
+
+
+class CollectionHold(UUIDPrimaryKey, Timestamps, Base):
+    """Collection paused for a customer (``installment_id`` null) or one installment, until a
+    date or until released, with the reason recorded."""
+
+    __tablename__ = "collection_holds"
+    __table_args__ = (
+        Index(
+            "ix_collection_holds_active",
+            "tenant_id",
+            "customer_id",
+            postgresql_where=text("released_at IS NULL"),
+        ),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    installment_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("installments.id", ondelete="CASCADE")
+    )
+    kind: Mapped[HoldKind] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(300))
+    until: Mapped[datetime | None]
+    released_at: Mapped[datetime | None]
+    created_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class AttemptState(StrEnum):
+    PLANNED = "planned"  # written by the planner, waiting for its instant
+    QUEUED = "queued"  # its send job is due
+    SENDING = "sending"  # committed before the provider call
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    UNKNOWN = "unknown"  # the call's outcome is unknown; a status webhook will tell
+    CANCELLED = "cancelled"  # made pointless before it went (paid, opted out …)
+    SKIPPED = "skipped"  # held back by a governance rule, recorded with its reason
+
+
+class ContactAttempt(UUIDPrimaryKey, Timestamps, Base):
+    """One message to one debtor: what was planned, what governance decided, what was sent
+    (template, amounts, Pix, the rendered text's hash) and what the provider said."""
+
+    __tablename__ = "contact_attempts"
+    __table_args__ = (
+        Index("ix_contact_attempts_customer", "tenant_id", "customer_id", "planned_for"),
+        Index(
+            "ix_contact_attempts_open",
+            "state",
+            "planned_for",
+            postgresql_where=text("state IN ('planned', 'queued', 'sending', 'unknown')"),
+        ),
+        Index(
+            "uq_contact_attempts_provider_message",
+            "provider_message_id",
+            unique=True,
+            postgresql_where=text("provider_message_id IS NOT NULL"),
+        ),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16), server_default="regua")  # regua|manual|campaign
+    cadence_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("cadences.id", ondelete="SET NULL")
+    )
+    step_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("cadence_steps.id", ondelete="SET NULL")
+    )
+    offset_days: Mapped[int | None] = mapped_column(SmallInteger)
+    template_name: Mapped[str | None] = mapped_column(String(512))
+    channel: Mapped[str] = mapped_column(String(16))
+    fallback_channel: Mapped[str | None] = mapped_column(String(16))
+    fallback_of: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("contact_attempts.id", ondelete="SET NULL")
+    )
+    channel_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("channels.id", ondelete="SET NULL")
+    )
+    template_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("message_templates.id", ondelete="SET NULL")
+    )
+    recipient: Mapped[str | None] = mapped_column(String(254))
+    state: Mapped[AttemptState] = mapped_column(String(16), server_default=AttemptState.PLANNED)
+    reason: Mapped[str | None] = mapped_column(String(64))
+    contact_day: Mapped[date]
+    planned_for: Mapped[datetime]
+    queued_at: Mapped[datetime | None]
+    sending_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    tries: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    error_class: Mapped[str | None] = mapped_column(String(32))
+    error_code: Mapped[int | None]
+    amounts: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    rendered_sha256: Mapped[str | None] = mapped_column(String(64))
+    decisions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
+
+
+class ContactAttemptItem(Base):
+    """An installment an attempt is about.  ``(installment_id, step_id)`` is unique: a step of
+    the régua fires once per installment, whatever re-runs, schedulers or catch-ups happen."""
+
+    __tablename__ = "contact_attempt_items"
+    __table_args__ = (
+        UniqueConstraint("installment_id", "step_id"),
+        Index("ix_contact_attempt_items_attempt_id", "attempt_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    attempt_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("contact_attempts.id", ondelete="CASCADE")
+    )
+    installment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("installments.id", ondelete="CASCADE")
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    step_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("cadence_steps.id", ondelete="SET NULL")
+    )
