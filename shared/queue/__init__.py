@@ -1,7 +1,7 @@
 """Jobs: registered by name, written to the outbox with the change that causes them, relayed to
 Dramatiq queues on Redis, and run idempotently by the worker."""
 
-from shared.queue.outbox import enqueue
+from shared.queue.outbox import enqueue, enqueue_many
 from shared.queue.registry import (
     REGISTRY,
     JobContext,
@@ -21,6 +21,7 @@ __all__ = [
     "RetryLater",
     "UnknownJob",
     "enqueue",
+    "enqueue_many",
     "get_job",
     "job",
     "run_job",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,3 +52,31 @@ async def enqueue(
         )
     result = await session.execute(stmt.returning(OutboxJob.id))
     return result.scalar_one_or_none()
+
+
+async def enqueue_many(
+    session: AsyncSession,
+    job: JobSpec | str,
+    items: Sequence[tuple[uuid.UUID | None, datetime | None, dict[str, Any]]],
+    *,
+    chunk: int = 1000,
+) -> int:
+    """Record many jobs of one kind at once — ``(tenant_id, not_before, kwargs)`` each — in
+    multi-row inserts (a planner writing tens of thousands of sends).  Returns how many."""
+    spec = get_job(job) if isinstance(job, str) else get_job(job.name)
+    context = structlog.contextvars.get_contextvars()
+    correlation = context.get("request_id") or context.get("correlation_id")
+    rows = [
+        {
+            "actor": spec.name,
+            "queue": spec.queue,
+            "args": kwargs,
+            "tenant_id": tenant_id,
+            "correlation_id": correlation,
+            "not_before": when if when is not None else func.now(),
+        }
+        for tenant_id, when, kwargs in items
+    ]
+    for start in range(0, len(rows), chunk):
+        await session.execute(insert(OutboxJob).values(rows[start : start + chunk]))
+    return len(rows)

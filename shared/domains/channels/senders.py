@@ -15,12 +15,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from shared.config import get_settings
 from shared.domains.channels.service import secrets_of
 from shared.integrations.email import Security, SmtpConfig, SmtpSender, build_message
 from shared.integrations.sms import SmsClient
 from shared.integrations.whatsapp import WhatsAppClient
 from shared.models import Channel
+from shared.ratelimit import RateLimiter
 
 __all__ = ["Clients", "Sent", "send_email", "send_sms", "send_whatsapp_template", "using_clients"]
 
@@ -37,12 +40,23 @@ class Sent:
 @dataclass(slots=True)
 class Clients:
     """The clients of one event loop: WhatsApp, SMS by base URL (a channel may name its own
-    Twilio-compatible endpoint), SMTP."""
+    Twilio-compatible endpoint), SMTP, and the Redis rate limiter every worker shares (the
+    provider's throughput per number is a limit of all of them together)."""
 
     whatsapp: WhatsAppClient
     sms: dict[str, SmsClient] = field(default_factory=dict)
     smtp: SmtpSender = field(default_factory=SmtpSender)
     sms_transport: Any = None
+    redis: aioredis.Redis | None = None
+    _limiter: RateLimiter | None = None
+
+    @property
+    def limiter(self) -> RateLimiter:
+        if self._limiter is None:
+            if self.redis is None:
+                self.redis = aioredis.Redis.from_url(get_settings().redis_url)
+            self._limiter = RateLimiter(self.redis, prefix="quita:send")
+        return self._limiter
 
     def sms_for(self, base_url: str) -> SmsClient:
         client = self.sms.get(base_url)
@@ -73,9 +87,12 @@ def whatsapp_client() -> WhatsAppClient:
 
 
 @contextmanager
-def using_clients(whatsapp: WhatsAppClient, *, sms_transport: Any = None) -> Iterator[Clients]:
-    """Send through ``whatsapp`` (and SMS through ``sms_transport``) — tests and benchmarks."""
-    chosen = Clients(whatsapp, sms_transport=sms_transport)
+def using_clients(
+    whatsapp: WhatsAppClient, *, sms_transport: Any = None, redis: aioredis.Redis | None = None
+) -> Iterator[Clients]:
+    """Send through ``whatsapp`` (SMS through ``sms_transport``, limits in ``redis``) — tests
+    and benchmarks."""
+    chosen = Clients(whatsapp, sms_transport=sms_transport, redis=redis)
     _override.append(chosen)
     try:
         yield chosen

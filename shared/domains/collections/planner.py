@@ -44,6 +44,7 @@ from shared.models import (
     ContactAttemptItem,
     Tenant,
 )
+from shared.queue import enqueue_many
 
 log = structlog.get_logger("quita.collections.planner")
 
@@ -397,7 +398,7 @@ def _one_message(
     place: Place = place_of(debtor.state, debtor.city, debtor.phone)
     when = window.next_allowed(now, place)
     decisions.append({"rule": "contact_window", "held": when > now, "until": when.isoformat()})
-    attempt.update(state=AttemptState.PLANNED, planned_for=when, decisions=decisions, reason=None)
+    attempt.update(state=AttemptState.QUEUED, planned_for=when, decisions=decisions, reason=None)
     result.planned += 1
     return [*apart, Row(attempt, covered)]
 
@@ -449,3 +450,13 @@ async def _write(session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[Row
         await session.execute(insert(ContactAttempt), attempts[start : start + _CHUNK])
     for start in range(0, len(items), _CHUNK):
         await session.execute(insert(ContactAttemptItem), items[start : start + _CHUNK])
+    # each queued attempt's send job, due at its instant, in the same transaction
+    await enqueue_many(
+        session,
+        "collections.send",
+        [
+            (tenant_id, a["planned_for"], {"attempt_id": str(a["id"])})
+            for a in attempts
+            if a["state"] == AttemptState.QUEUED
+        ],
+    )

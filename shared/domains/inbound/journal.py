@@ -66,6 +66,14 @@ Handler = Callable[[AsyncSession, WebhookEvent], Awaitable[Outcome]]
 _handlers: dict[str, Handler] = {}
 
 
+def _handler_of(kind: str) -> Handler | None:
+    if kind not in _handlers:
+        # handlers live in the domains' task modules, which ``shared.tasks`` imports; a process
+        # that has not loaded them yet gets them now rather than a false "no handler"
+        import shared.tasks  # noqa: F401
+    return _handlers.get(kind)
+
+
 def handles(kind: str) -> Callable[[Handler], Handler]:
     """Register the handler of one event kind (``whatsapp.status`` …); one per kind."""
 
@@ -151,7 +159,7 @@ async def process_event(session: AsyncSession, event_id: int, *, attempt: int = 
     )
     if event is None or event.state in (WebhookEventState.PROCESSED, WebhookEventState.IGNORED):
         return
-    handler = _handlers.get(event.kind)
+    handler = _handler_of(event.kind)
     event.attempts = attempt
     if handler is None:
         outcome = Outcome.ignored(f"no handler for {event.kind}")

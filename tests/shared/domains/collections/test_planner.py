@@ -29,6 +29,7 @@ from shared.models import (
     Customer,
     CustomerPhone,
     Installment,
+    OutboxJob,
 )
 from shared.tenancy import SYSTEM, use_scope
 from tests.support.identity import Identities
@@ -130,7 +131,7 @@ async def shop(session: AsyncSession, ids: Identities) -> Shop:
 
 
 def planned(attempts: Sequence[ContactAttempt]) -> list[ContactAttempt]:
-    return [a for a in attempts if a.state == "planned"]
+    return [a for a in attempts if a.state == "queued"]
 
 
 async def test_a_step_fires_once_however_often_the_planner_runs(shop: Shop) -> None:
@@ -143,11 +144,17 @@ async def test_a_step_fires_once_however_often_the_planner_runs(shop: Shop) -> N
 
     assert first.planned == 1 and again.planned == 0 and later.planned == 0
     (attempt,) = await shop.attempts()
-    assert attempt.state == "planned" and attempt.offset_days == -3
+    assert attempt.state == "queued" and attempt.offset_days == -3
     assert attempt.template_name == "quita_lembrete_d3_v1"
     assert (attempt.channel, attempt.recipient) == ("whatsapp", "+5511987650001")
     assert attempt.planned_for == MONDAY_9AM  # inside the window: now
     assert attempt.contact_day == TODAY
+    jobs = list(
+        await shop.session.scalars(select(OutboxJob).where(OutboxJob.actor == "collections.send"))
+    )
+    assert [(j.args, j.not_before, j.tenant_id) for j in jobs] == [
+        ({"attempt_id": str(attempt.id)}, MONDAY_9AM, shop.tenant_id)
+    ]
 
 
 async def test_everything_due_the_same_day_goes_in_one_message_with_the_latest_step(
@@ -238,7 +245,7 @@ async def test_an_opt_out_of_whatsapp_falls_back_to_sms(shop: Shop) -> None:
     await shop.plan()
 
     (attempt,) = await shop.attempts()
-    assert (attempt.state, attempt.channel, attempt.fallback_channel) == ("planned", "sms", None)
+    assert (attempt.state, attempt.channel, attempt.fallback_channel) == ("queued", "sms", None)
     assert {"rule": "opted_out", "channel": "whatsapp", "held": True} in attempt.decisions
 
 
@@ -278,7 +285,7 @@ async def test_a_do_not_call_enrolment_counts_only_from_its_30th_day(
 
     await shop.plan()
 
-    assert [a.state for a in await shop.attempts()] == ["planned"]
+    assert [a.state for a in await shop.attempts()] == ["queued"]
 
 
 async def test_a_paid_claim_hold_stops_the_customer_and_an_item_hold_only_that_item(

@@ -1,0 +1,124 @@
+"""What a reminder says, computed at send time: the balances as of the debtor's today (interest
+accrues while a message waits for its window), itemized, summed over every installment the
+message covers, with the Pix code for the total and the creditor's identification.
+
+Every value is formatted for a debtor in Brazil (``R$ 1.234,56``, ``dd/mm/aaaa``); the raw
+figures go into the attempt's ``amounts`` as the evidence of what was asked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.brazil.documents import format_document
+from shared.brazil.numbers import format_brl, format_date_br
+from shared.brazil.pix import encode_static
+from shared.domains.money import rules
+from shared.domains.money.balance import balance_of
+from shared.domains.money.fees import Balance
+from shared.domains.money.pixcodes import txid_for
+from shared.models import Customer, Installment, PixSettings, Tenant
+
+ZERO = Decimal("0")
+_PARTS = ("principal", "correction", "fine", "interest", "discount", "total")
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    values: dict[str, str]  # the template variables, formatted
+    amounts: dict[str, Any]  # the evidence: per installment and totals, as strings
+    total: Decimal
+    discount: Decimal
+    pix: str | None
+
+
+def label(inst: Installment) -> str:
+    if inst.number is None:
+        return inst.external_id
+    return f"{inst.number} de {inst.count}" if inst.count else str(inst.number)
+
+
+async def compose(
+    session: AsyncSession,
+    tenant: Tenant,
+    customer: Customer,
+    installments: list[Installment],
+    today: date,
+    *,
+    txid_of: uuid.UUID,
+) -> Content:
+    """The values of a message about ``installments`` (oldest first) on the debtor's ``today``;
+    ``txid_of`` names the Pix charge (the installment, or the attempt when several)."""
+    installments = sorted(installments, key=lambda i: (i.due_date, i.external_id))
+    versions = await rules.versions(session, tenant.id)
+    balances: list[tuple[Installment, Balance]] = [
+        (inst, await balance_of(session, inst, customer, today)) for inst in installments
+    ]
+    sums = {part: sum((getattr(b, part) for _, b in balances), ZERO) for part in _PARTS}
+    lead, lead_balance = balances[-1]
+    discount_until = None
+    if sums["discount"] > 0:
+        version = rules.in_force(versions, lead.due_date)
+        discount_until = lead.due_date - timedelta(days=version.discount_days_before_due)
+    pix = await _pix(session, tenant.id, sums["total"], txid_for(txid_of))
+    first_name = customer.name.split()[0].title() if customer.name.strip() else ""
+    values = {
+        "primeiro_nome": first_name,
+        "nome": customer.name,
+        "empresa": tenant.name,
+        "razao_social": tenant.legal_name or tenant.name,
+        "cnpj_empresa": format_document(tenant.document) if tenant.document else "",
+        "endereco_empresa": _address(tenant),
+        "parcela": label(lead),
+        "contrato": lead.contract or "",
+        "vencimento": format_date_br(lead.due_date),
+        "dias_atraso": str(max(lead_balance.days_overdue, 0)),
+        "valor_original": format_brl(sums["principal"]),
+        "multa": format_brl(sums["fine"]),
+        "juros": format_brl(sums["interest"]),
+        "correcao": format_brl(sums["correction"]),
+        "desconto": format_brl(sums["discount"]),
+        "data_desconto": format_date_br(discount_until) if discount_until else "",
+        "valor_total": format_brl(sums["total"]),
+        "itens": "; ".join(f"parcela {label(i)} ({format_brl(b.total)})" for i, b in balances),
+        "pix_copia_e_cola": pix or "",
+        "link_pagamento": lead.payment_url or "",
+    }
+    amounts = {
+        "as_of": today.isoformat(),
+        "installments": [
+            {"id": str(i.id), "label": label(i), "due_date": i.due_date.isoformat()}
+            | {part: str(getattr(b, part)) for part in _PARTS}
+            for i, b in balances
+        ],
+        "totals": {part: str(value) for part, value in sums.items()},
+        "pix_txid": txid_for(txid_of) if pix else None,
+    }
+    return Content(values, amounts, sums["total"], sums["discount"], pix)
+
+
+async def _pix(
+    session: AsyncSession, tenant_id: uuid.UUID, total: Decimal, txid: str
+) -> str | None:
+    settings = await session.scalar(select(PixSettings).where(PixSettings.tenant_id == tenant_id))
+    if settings is None or total <= 0:
+        return None
+    return encode_static(
+        key=settings.key,
+        merchant_name=settings.merchant_name,
+        city=settings.city,
+        amount=total,
+        txid=txid,
+    )
+
+
+def _address(tenant: Tenant) -> str:
+    place = "/".join(p for p in (tenant.city, tenant.state) if p)
+    return ", ".join(p for p in (tenant.address, place) if p)

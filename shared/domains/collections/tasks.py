@@ -1,0 +1,147 @@
+"""Background work of the collection engine.
+
+- Every minute the scheduler queues one ``collections.plan`` job per retailer; each plans its
+  tenant under the tenant's advisory lock (so workers plan tenants in parallel, never one twice).
+- ``collections.send`` (``sending.py``) sends one attempt.
+- WhatsApp status webhooks move attempts forward (``whatsapp.status`` events of the journal),
+  resolving ``unknown`` ones by the attempt id each send carries, and queue the fallback channel
+  when the provider reports a failure that calls for it.
+- A settled installment cancels the queued attempts that have nothing left to ask for.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.domains.collections import sending
+from shared.domains.collections.attempts import IllegalTransition, next_state
+from shared.domains.collections.planner import plan_tenant
+from shared.domains.inbound.journal import Outcome, handles
+from shared.domains.inbound.whatsapp import STATUS
+from shared.domains.portfolio.tasks import on_settled
+from shared.integrations.whatsapp import advice, classify
+from shared.models import (
+    AttemptState,
+    ContactAttempt,
+    ContactAttemptItem,
+    Installment,
+    Tenant,
+    TenantKind,
+    WebhookEvent,
+)
+from shared.queue import JobContext, enqueue, job
+from shared.queue.scheduler import periodic
+
+log = structlog.get_logger("quita.collections")
+
+S = AttemptState
+_STATUS = {"sent": S.SENT, "delivered": S.DELIVERED, "read": S.READ, "failed": S.FAILED}
+_STAMP = {S.SENT: "sent_at", S.DELIVERED: "delivered_at", S.READ: "read_at", S.FAILED: "failed_at"}
+
+
+@periodic("collections.plan", every=timedelta(minutes=1))
+async def schedule_planning(session: AsyncSession) -> None:
+    """One planning job per active retailer, at most one per tenant and minute."""
+    minute = datetime.now(UTC).strftime("%Y%m%d%H%M")
+    tenants = await session.scalars(
+        select(Tenant.id).where(Tenant.kind == TenantKind.RETAILER, Tenant.status == "active")
+    )
+    for tenant_id in tenants:
+        await enqueue(
+            session,
+            plan,
+            tenant_id=tenant_id,
+            dedupe_key=f"collections.plan:{tenant_id}:{minute}",
+            tenant=str(tenant_id),
+        )
+
+
+@job("collections.plan", queue="default", max_attempts=3, min_backoff_s=10.0)
+async def plan(ctx: JobContext, *, tenant: str) -> None:
+    await plan_tenant(ctx.session, uuid.UUID(tenant), datetime.now(UTC))
+
+
+@handles(STATUS)
+async def on_status(session: AsyncSession, event: WebhookEvent) -> Outcome:
+    """Apply a WhatsApp status to its attempt: by the message id, else by the attempt id the
+    send carried (an ``unknown`` attempt never got the message id)."""
+    payload = event.payload
+    reported = _STATUS.get(str(payload.get("status")))
+    if reported is None:
+        return Outcome.ignored(f"status {payload.get('status')!r}")
+    attempt = await session.scalar(
+        select(ContactAttempt)
+        .where(ContactAttempt.provider_message_id == str(payload.get("id")))
+        .with_for_update()
+    )
+    if attempt is None:
+        attempt_id = sending.attempt_of_callback(payload.get("biz_opaque_callback_data"))
+        if attempt_id is not None:
+            attempt = await session.scalar(
+                select(ContactAttempt).where(ContactAttempt.id == attempt_id).with_for_update()
+            )
+            if attempt is not None and attempt.provider_message_id is None:
+                attempt.provider_message_id = str(payload.get("id"))
+    if attempt is None or attempt.tenant_id != event.tenant_id:
+        return Outcome.ignored("no attempt of this tenant sent that message")
+    try:
+        after = next_state(attempt.state, reported, provider=True)
+    except IllegalTransition as exc:
+        return Outcome.ignored(str(exc))
+    if after == attempt.state:
+        return Outcome.done(f"{reported} after {attempt.state}: kept")
+    before = attempt.state
+    attempt.state = after
+    stamp = _STAMP.get(after)
+    if stamp and event.occurred_at is not None:
+        setattr(attempt, stamp, event.occurred_at)
+    if after == S.FAILED:
+        error = (payload.get("errors") or [{}])[0]
+        code = error.get("code")
+        error_class = classify(None, int(code) if code is not None else None)
+        attempt.error_class, attempt.error_code = str(error_class), code
+        attempt.reason = str(error_class)
+        if advice(error_class, 0, code).fallback:
+            await sending.queue_fallback(session, attempt)
+    await session.flush()
+    return Outcome.done(f"{before} → {after}")
+
+
+@on_settled
+async def cancel_when_settled(
+    ctx: JobContext, installment_id: uuid.UUID, payment_id: uuid.UUID | None
+) -> None:
+    """A payment landed: queued attempts with nothing else left to ask for are cancelled."""
+    session = ctx.session
+    attempts = list(
+        await session.scalars(
+            select(ContactAttempt)
+            .join(ContactAttemptItem, ContactAttemptItem.attempt_id == ContactAttempt.id)
+            .where(
+                ContactAttemptItem.installment_id == installment_id,
+                ContactAttempt.state.in_([S.PLANNED, S.QUEUED]),
+            )
+            .with_for_update(of=ContactAttempt)
+        )
+    )
+    for attempt in attempts:
+        still_open = await session.scalar(
+            select(Installment.id)
+            .join(ContactAttemptItem, ContactAttemptItem.installment_id == Installment.id)
+            .where(
+                ContactAttemptItem.attempt_id == attempt.id,
+                Installment.status.in_(sending.OPEN),
+            )
+            .limit(1)
+        )
+        if still_open is None:
+            attempt.state = next_state(attempt.state, S.CANCELLED)
+            attempt.reason = "paid"
+    await session.flush()
+    if attempts:
+        log.info("collections.cancelled_on_payment", installment_id=str(installment_id))

@@ -1,0 +1,290 @@
+"""Sending through the sandbox: the reminder leaves once with the exact amounts, a crash after
+the call never leads to a second message, a payment before the send cancels it, and a number
+WhatsApp cannot reach gets the SMS instead.  Messages are counted on the sandbox's side."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.sandbox.app import create_app as sandbox_app
+from services.sandbox.state import SandboxState
+from shared.brazil.numbers import format_brl
+from shared.brazil.pix import decode
+from shared.domains.audit.service import Actor
+from shared.domains.channels import schemas, senders, templating
+from shared.domains.channels import service as channels
+from shared.domains.channels.defaults import DEFAULTS
+from shared.domains.collections import sending
+from shared.domains.collections.planner import plan_tenant
+from shared.domains.inbound import journal
+from shared.domains.inbound.whatsapp import split
+from shared.domains.money.balance import balance_of
+from shared.integrations.whatsapp import WhatsAppClient
+from shared.models import (
+    ContactAttempt,
+    Customer,
+    Installment,
+    MessageTemplate,
+    PixSettings,
+    TemplateStatus,
+)
+from shared.queue import RetryLater
+from shared.tenancy import SYSTEM, use_scope
+from tests.shared.domains.collections.test_planner import Shop
+from tests.support.identity import Identities
+
+SP = ZoneInfo("America/Sao_Paulo")
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=SP)  # a Monday morning
+TODAY = NOW.date()
+PHONE_ID, WABA_ID, TOKEN = "5511000055", "5511000056", "tok-55"
+ACCOUNT = "AC" + "55" * 16
+MARIA = "+5511987650001"
+ACTOR = Actor("cli", None)
+
+
+@pytest.fixture
+async def sandbox(
+    http_client: Callable[..., Awaitable[httpx.AsyncClient]], redis: aioredis.Redis
+) -> AsyncIterator[httpx.AsyncClient]:
+    client = await http_client(sandbox_app, whatsapp=SandboxState(5))
+    await client.post(
+        "/_sandbox/whatsapp/numbers",
+        json={
+            "phone_number_id": PHONE_ID,
+            "waba_id": WABA_ID,
+            "display_phone_number": PHONE_ID,
+            "access_token": TOKEN,
+            "app_secret": "sec-55",
+        },
+    )
+    approved = [{"name": d.name, "body": templating.compile_body(d.body).text} for d in DEFAULTS]
+    await client.post(f"/_sandbox/whatsapp/wabas/{WABA_ID}", json={"templates": approved})
+    await client.post(
+        "/_sandbox/sms/accounts",
+        json={"account_sid": ACCOUNT, "auth_token": "sms-55", "numbers": ["+5511940005555"]},
+    )
+    wa = WhatsAppClient(base_url="http://test", transport=client._transport)
+    with senders.using_clients(wa, sms_transport=client._transport, redis=redis):
+        yield client
+
+
+@pytest.fixture
+async def shop(session: AsyncSession, ids: Identities, sandbox: httpx.AsyncClient) -> Shop:
+    party = await ids.party("Loja Envios")
+    await use_scope(session, SYSTEM)
+    await channels.create(
+        session,
+        party.tenant.id,
+        schemas.WhatsAppIn(
+            name="WhatsApp",
+            phone_number_id=PHONE_ID,
+            waba_id=WABA_ID,
+            display_number="+55 11 0000-0055",
+            access_token=TOKEN,
+            app_secret="sec-55",
+            verify_token="v",
+        ),
+        ACTOR,
+    )
+    await channels.create(
+        session,
+        party.tenant.id,
+        schemas.SmsIn(
+            name="SMS",
+            account_sid=ACCOUNT,
+            auth_token="sms-55",
+            from_number="+5511940005555",
+            base_url="http://test",
+        ),
+        ACTOR,
+    )
+    session.add(
+        PixSettings(
+            tenant_id=party.tenant.id,
+            key="11222333000181",
+            key_type="cnpj",
+            merchant_name="Loja Envios",
+            city="Sao Paulo",
+        )
+    )
+    await session.execute(
+        update(MessageTemplate)
+        .where(MessageTemplate.tenant_id == party.tenant.id)
+        .values(status=TemplateStatus.APPROVED)
+    )
+    await session.flush()
+    return Shop(session, party.tenant.id)
+
+
+async def _sent_at_sandbox(sandbox: httpx.AsyncClient) -> list[dict[str, Any]]:
+    activity = await sandbox.get(f"/_sandbox/whatsapp/numbers/{PHONE_ID}", params={"wait": "true"})
+    sent: list[dict[str, Any]] = activity.json()["sent"]
+    return sent
+
+
+async def _planned(shop: Shop, due: date, phone: str = MARIA) -> tuple[Customer, ContactAttempt]:
+    maria = await shop.customer(phone=phone)
+    await shop.installment(maria, due)
+    await plan_tenant(shop.session, shop.tenant_id, NOW)
+    (attempt,) = [a for a in await shop.attempts(maria) if a.state == "queued"]
+    return maria, attempt
+
+
+async def test_a_reminder_leaves_once_with_the_exact_amounts_and_the_pix_code(
+    shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    maria, attempt = await _planned(shop, TODAY - timedelta(days=5))
+
+    state = await sending.send_attempt(session, attempt.id, now=NOW)
+    again = await sending.send_attempt(session, attempt.id, now=NOW)
+
+    assert state == "sent" and again == "sent"
+    (message,) = await _sent_at_sandbox(sandbox)
+    assert message["biz_opaque_callback_data"] == f"attempt:{attempt.id}"
+    assert message["to"] == MARIA.lstrip("+")
+    await session.refresh(attempt)
+    assert attempt.provider_message_id == message["id"]
+    assert attempt.template_name == "quita_atraso_d5_v1" and attempt.rendered_sha256
+    inst = await session.scalar(select(Installment).where(Installment.customer_id == maria.id))
+    assert inst is not None
+    expected = await balance_of(session, inst, maria, TODAY)
+    assert expected.fine == Decimal("5.00") and expected.interest > 0
+    parameters = [p["text"] for p in message["payload"]["template"]["components"][0]["parameters"]]
+    for amount in (expected.principal, expected.fine, expected.interest, expected.total):
+        assert format_brl(amount) in parameters
+    assert attempt.amounts is not None
+    assert attempt.amounts["totals"]["total"] == str(expected.total)
+    pix = next(p for p in parameters if p.startswith("000201"))
+    assert decode(pix).amount == expected.total
+
+
+async def test_a_send_cut_off_after_the_call_is_never_repeated_and_the_webhook_settles_it(
+    shop: Shop,
+    sandbox: httpx.AsyncClient,
+    session: AsyncSession,
+    run_jobs: Callable[[], Awaitable[list[Any]]],
+) -> None:
+    _, attempt = await _planned(shop, TODAY + timedelta(days=3))
+    await sending.send_attempt(session, attempt.id, now=NOW)
+    (message,) = await _sent_at_sandbox(sandbox)
+    # the worker died after the provider answered, before recording it
+    await session.execute(
+        update(ContactAttempt)
+        .where(ContactAttempt.id == attempt.id)
+        .values(state="sending", provider_message_id=None)
+    )
+
+    after_crash = await sending.send_attempt(session, attempt.id, now=NOW)
+
+    assert after_crash == "unknown"
+    assert len(await _sent_at_sandbox(sandbox)) == 1  # never a blind resend
+    status = {
+        "id": message["id"],
+        "status": "delivered",
+        "timestamp": str(int(NOW.timestamp())),
+        "recipient_id": message["to"],
+        "biz_opaque_callback_data": message["biz_opaque_callback_data"],
+    }
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": WABA_ID,
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {"metadata": {"phone_number_id": PHONE_ID}, "statuses": [status]},
+                    }
+                ],
+            }
+        ],
+    }
+    channel_id = attempt.channel_id
+    events = [
+        journal.EventIn(e.key, e.kind, e.payload, e.occurred_at, shop.tenant_id, channel_id)
+        for e in split(payload)
+    ]
+    await journal.journal(
+        session, provider="whatsapp", body=b"{}", content_type=None, events=events
+    )
+    await run_jobs()
+    await session.refresh(attempt)
+    assert attempt.state == "delivered" and attempt.provider_message_id == message["id"]
+
+
+async def test_a_payment_before_the_send_cancels_it(
+    shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    maria, attempt = await _planned(shop, TODAY + timedelta(days=3))
+    await session.execute(
+        update(Installment).where(Installment.customer_id == maria.id).values(status="paid")
+    )
+
+    state = await sending.send_attempt(session, attempt.id, now=NOW)
+
+    assert state == "cancelled"
+    await session.refresh(attempt)
+    assert attempt.reason == "nothing_due"
+    assert await _sent_at_sandbox(sandbox) == []
+
+
+async def test_a_number_whatsapp_cannot_reach_gets_the_sms_instead(
+    shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await sandbox.post(
+        "/_sandbox/whatsapp/contacts",
+        json={"phone": MARIA, "undeliverable": True, "undeliverable_sync": True},
+    )
+    _, attempt = await _planned(shop, TODAY + timedelta(days=3))
+
+    state = await sending.send_attempt(session, attempt.id, now=NOW)
+
+    assert state == "failed"
+    await session.refresh(attempt)
+    assert (attempt.error_class, attempt.error_code) == ("undeliverable", 131026)
+    fallback = await session.scalar(
+        select(ContactAttempt).where(ContactAttempt.fallback_of == attempt.id)
+    )
+    assert fallback is not None and (fallback.channel, fallback.state) == ("sms", "queued")
+    assert await sending.send_attempt(session, fallback.id, now=NOW) == "sent"
+    texts = (await sandbox.get(f"/_sandbox/sms/accounts/{ACCOUNT}/messages")).json()["messages"]
+    assert [m["to"] for m in texts] == [MARIA]
+    assert "Loja Envios" in texts[0]["body"]
+
+
+async def test_outside_the_window_the_send_waits_for_the_morning(
+    shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    _, attempt = await _planned(shop, TODAY + timedelta(days=3))
+    late = datetime(2026, 11, 23, 21, 0, tzinfo=SP)  # the job ran late, after 20:00
+
+    with pytest.raises(RetryLater) as waited:
+        await sending.send_attempt(session, attempt.id, now=late)
+
+    assert waited.value.delay_s == pytest.approx(11 * 3600)
+    await session.refresh(attempt)
+    assert attempt.state == "queued"
+    assert attempt.planned_for == datetime(2026, 11, 24, 8, 0, tzinfo=SP)
+    assert await _sent_at_sandbox(sandbox) == []
+
+
+async def test_a_do_not_contact_flag_set_after_planning_holds_the_send(
+    shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    maria, attempt = await _planned(shop, TODAY + timedelta(days=3))
+    await session.execute(
+        update(Customer).where(Customer.id == maria.id).values(do_not_contact=True)
+    )
+
+    assert await sending.send_attempt(session, attempt.id, now=NOW) == "skipped"
+    assert await _sent_at_sandbox(sandbox) == []
