@@ -254,7 +254,7 @@ class Row:
     """An attempt to write, with the installments (and their steps) it covers."""
 
     attempt: dict[str, Any]
-    items: list[tuple[uuid.UUID, uuid.UUID]]
+    items: list[tuple[uuid.UUID, uuid.UUID | None]]
 
 
 def _decide(
@@ -360,7 +360,9 @@ def _one_message(
         "fallback_channel": step.fallback_channel,
     }
     decisions: list[dict[str, Any]] = []
-    covered = [(c.installment_id, c.step.id) for c in items]
+    covered: list[tuple[uuid.UUID, uuid.UUID | None]] = [
+        (c.installment_id, c.step.id) for c in items
+    ]
 
     def hold(reason: str) -> list[Row]:
         decisions.append({"rule": reason, "held": True})
@@ -460,3 +462,94 @@ async def _write(session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[Row
             if a["state"] == AttemptState.QUEUED
         ],
     )
+
+
+# --- "send now" -------------------------------------------------------------------------------
+
+REMIND_AHEAD_DAYS = 3  # a reminder "now" covers what is overdue and what falls due this soon
+
+
+class NothingToRemind(Exception):
+    pass
+
+
+async def remind(
+    session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID, now: datetime
+) -> ContactAttempt:
+    """A message now (``kind = manual``) about every open installment of the customer that is
+    overdue or due within three days, with the same governance and amounts as the régua's: the
+    template of the régua step the oldest of them has reached, the same channels, caps, window.
+    It does not use up any régua step.  The caller commits."""
+    tenant = await session.get(Tenant, tenant_id)
+    settings = await session.get(CollectionSettings, tenant_id)
+    if tenant is None or settings is None:
+        raise NothingToRemind("This tenant collects nothing.")
+    today = now.astimezone(ZoneInfo(tenant.time_zone)).date()
+    rows = list(
+        await session.execute(
+            text(
+                """SELECT i.id, i.due_date, i.principal - i.amount_paid AS open_amount
+                   FROM installments i
+                   WHERE i.tenant_id = :t AND i.customer_id = :c
+                     AND i.status IN ('open', 'partially_paid') AND i.due_date <= :until
+                   ORDER BY i.due_date"""
+            ),
+            {"t": tenant_id, "c": customer_id, "until": today + timedelta(days=REMIND_AHEAD_DAYS)},
+        )
+    )
+    if not rows:
+        raise NothingToRemind("The customer has nothing overdue or due in the next days.")
+    step = await _step_for(session, tenant_id, customer_id, (today - rows[0].due_date).days)
+    candidates = [Candidate(r.id, customer_id, r.due_date, r.open_amount, step) for r in rows]
+    debtors = await _debtors(session, tenant_id, {customer_id}, today, now)
+    kinds = await _channel_kinds(session, tenant_id)
+    result = PlanResult()
+    decided = _one_message(
+        debtors[customer_id],
+        candidates,
+        kinds,
+        settings,
+        cadences.window_of(settings),
+        today,
+        now,
+        result,
+    )
+    for row in decided:
+        row.attempt["kind"] = "manual"
+        # a manual message covers the installments without using up the régua's step
+        row.items = [(installment, None) for installment, _ in row.items]
+    await _write(session, tenant_id, decided)
+    message = decided[-1].attempt
+    found = await session.get(ContactAttempt, message["id"])
+    assert found is not None
+    return found
+
+
+async def _step_for(
+    session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID, days_overdue: int
+) -> CadenceStep:
+    """The step of the customer's régua that ``days_overdue`` has reached (the first one when
+    none has been reached yet)."""
+    row = await session.execute(
+        text(
+            """SELECT COALESCE(c.cadence_id,
+                 (SELECT k.id FROM cadences k WHERE k.tenant_id = :t AND k.active
+                    AND NOT k.is_default AND k.tags_any && c.tags ORDER BY k.priority, k.name
+                  LIMIT 1),
+                 (SELECT k.id FROM cadences k WHERE k.tenant_id = :t AND k.is_default))
+               FROM customers c WHERE c.id = :c"""
+        ),
+        {"t": tenant_id, "c": customer_id},
+    )
+    cadence_id = row.scalar_one_or_none()
+    steps = list(
+        await session.scalars(
+            select(CadenceStep)
+            .where(CadenceStep.cadence_id == cadence_id)
+            .order_by(CadenceStep.offset_days)
+        )
+    )
+    if not steps:
+        raise NothingToRemind("The customer's régua has no steps.")
+    reached = [s for s in steps if s.offset_days <= days_overdue]
+    return reached[-1] if reached else steps[0]

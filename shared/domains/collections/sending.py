@@ -62,6 +62,7 @@ SHORT_WAIT_S = 2.0  # a rate-limit wait this short is slept in place; longer one
 THROUGHPUT_MARGIN = 0.9
 PAIR_RATE, PAIR_BURST = 1 / 6, 45  # contract §4.2: ~1 message per 6 s to one user, bursts of 45
 DISCOUNT_KEYS = {"lembrete_d3": "lembrete_d3_desconto"}
+REVIEW_WAIT_S = 60.0
 
 
 def callback_data(attempt_id: uuid.UUID) -> str:
@@ -264,7 +265,13 @@ async def _prepare(
         txid_of=live[0].id if len(live) == 1 else attempt.id,
     )
     template = await _template(session, attempt, content)
-    if template is None:
+    if template is not None and template.status == TemplateStatus.PENDING:
+        # under the provider's review (minutes, at most a day): wait for the verdict
+        _decide(attempt, "template_in_review", template=template.name)
+        await session.flush()
+        await session.commit()
+        raise RetryLater(REVIEW_WAIT_S, "template under review")
+    if template is None or template.status != TemplateStatus.APPROVED:
         return await _fall_back_or(session, attempt, "template_not_approved")
     prepared = Prepared(attempt, channel, template, content)
     attempt.channel_id, attempt.template_id = channel.id, template.id
@@ -335,8 +342,6 @@ async def _template(
         swap = next((r for (_, key), r in rows.items() if key == DISCOUNT_KEYS[chosen.key]), None)
         if swap is not None and swap.status == TemplateStatus.APPROVED:
             chosen = swap
-    if chosen is None or chosen.status != TemplateStatus.APPROVED:
-        return None
     return chosen
 
 

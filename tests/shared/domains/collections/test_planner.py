@@ -19,7 +19,7 @@ from shared.brazil.phones import whatsapp_key
 from shared.domains.audit.service import Actor
 from shared.domains.channels import schemas
 from shared.domains.channels import service as channels
-from shared.domains.collections.planner import plan_tenant
+from shared.domains.collections.planner import NothingToRemind, plan_tenant, remind
 from shared.models import (
     Cadence,
     CadenceStep,
@@ -378,3 +378,28 @@ async def test_a_segment_regua_serves_the_customers_with_its_tag(
 
     assert [a.offset_days for a in await shop.attempts(gold)] == [-7]
     assert await shop.attempts(plain) == []  # the default régua starts at -3
+
+
+async def test_send_now_covers_what_is_due_and_counts_against_the_daily_cap(shop: Shop) -> None:
+    maria = await shop.customer()
+    overdue = await shop.installment(maria, TODAY - timedelta(days=6))
+    await shop.installment(maria, TODAY + timedelta(days=20))  # not yet: left out
+
+    now_message = await remind(shop.session, shop.tenant_id, maria.id, MONDAY_9AM)
+    second = await remind(shop.session, shop.tenant_id, maria.id, MONDAY_9AM)
+    await shop.plan()
+
+    assert (now_message.kind, now_message.state) == ("manual", "queued")
+    assert now_message.template_name == "quita_atraso_d5_v1"  # the step +6 days has reached
+    assert await shop.items_of(now_message) == {overdue}
+    assert (second.state, second.reason) == ("skipped", "daily_cap")
+    regua = [a for a in await shop.attempts(maria) if a.kind == "regua"]
+    assert {a.reason for a in regua} >= {"daily_cap"}  # the régua's own step waits its turn
+
+
+async def test_send_now_with_nothing_due_is_refused(shop: Shop) -> None:
+    maria = await shop.customer()
+    await shop.installment(maria, TODAY + timedelta(days=20))
+
+    with pytest.raises(NothingToRemind):
+        await remind(shop.session, shop.tenant_id, maria.id, MONDAY_9AM)
