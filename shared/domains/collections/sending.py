@@ -223,6 +223,20 @@ async def _prepare(
         return None
     if await _held(session, attempt, now):
         return None
+    held_items = set(
+        await session.scalars(
+            select(CollectionHold.installment_id).where(
+                CollectionHold.customer_id == attempt.customer_id,
+                CollectionHold.installment_id.is_not(None),
+                CollectionHold.released_at.is_(None),
+                (CollectionHold.until.is_(None)) | (CollectionHold.until > now),
+            )
+        )
+    )
+    installments = [i for i in installments if i.id not in held_items]
+    if not installments:
+        _move(attempt, S.SKIPPED, "hold_installment")
+        return None
     place = place_of(customer.state, customer.city, attempt.recipient)
     today = now.astimezone(ZoneInfo(place.zones[0])).date()
     limit = _years_before(today, PRESCRIPTION_YEARS)

@@ -7,6 +7,9 @@
   resolving ``unknown`` ones by the attempt id each send carries, and queue the fallback channel
   when the provider reports a failure that calls for it.
 - A settled installment cancels the queued attempts that have nothing left to ask for.
+- Every two minutes a sweeper moves on what no job will: queued attempts whose send job is
+  gone, ``sending`` ones whose worker died, ``unknown`` ones no webhook resolved, and messages
+  sent but not delivered in time (fallback channel).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domains.collections import sending
@@ -145,3 +148,104 @@ async def cancel_when_settled(
     await session.flush()
     if attempts:
         log.info("collections.cancelled_on_payment", installment_id=str(installment_id))
+
+
+SWEEP_BATCH = 1000
+STUCK_QUEUED = timedelta(minutes=5)
+STUCK_SENDING = timedelta(minutes=10)
+UNRESOLVED = timedelta(hours=24)
+
+_ORPHANS = text(
+    """
+    SELECT a.id, a.tenant_id, a.planned_for,
+           (SELECT bool_or(o.failed_at IS NOT NULL) FROM outbox o
+             WHERE o.actor = 'collections.send' AND o.args ->> 'attempt_id' = a.id::text)
+             AS job_failed,
+           EXISTS (SELECT 1 FROM outbox o
+                    WHERE o.actor = 'collections.send' AND o.args ->> 'attempt_id' = a.id::text
+                      AND o.done_at IS NULL AND o.failed_at IS NULL) AS job_pending
+    FROM contact_attempts a
+    WHERE a.state = 'queued' AND a.planned_for < :stuck
+    ORDER BY a.planned_for
+    LIMIT :batch
+    """
+)
+
+
+@periodic("collections.sweep", every=timedelta(minutes=2))
+async def sweep(session: AsyncSession) -> None:
+    await sweep_attempts(session, datetime.now(UTC))
+
+
+async def sweep_attempts(session: AsyncSession, now: datetime) -> dict[str, int]:
+    """Attempts no job will move on their own: a queued attempt without a pending send job is
+    queued again (or failed, when its job gave up); a ``sending`` one whose job is long gone
+    becomes ``unknown``; ``unknown`` ones no webhook resolved in a day are flagged; a WhatsApp
+    message sent but not delivered within the tenant's time gets the step's fallback."""
+    counts = {"requeued": 0, "failed": 0, "unknown": 0, "unresolved": 0, "fallbacks": 0}
+    rows = await session.execute(_ORPHANS, {"stuck": now - STUCK_QUEUED, "batch": SWEEP_BATCH})
+    for row in rows.all():
+        if row.job_pending:
+            continue
+        attempt = await session.get(ContactAttempt, row.id, with_for_update=True)
+        if attempt is None or attempt.state != S.QUEUED:
+            continue
+        if row.job_failed:
+            attempt.state = next_state(attempt.state, S.FAILED)
+            attempt.reason = "send_job_failed"
+            counts["failed"] += 1
+        else:
+            await sending.enqueue_send(session, attempt)
+            counts["requeued"] += 1
+    sending_rows = await session.scalars(
+        select(ContactAttempt)
+        .where(ContactAttempt.state == S.SENDING, ContactAttempt.sending_at < now - STUCK_SENDING)
+        .limit(SWEEP_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    for attempt in sending_rows:
+        attempt.state = next_state(attempt.state, S.UNKNOWN)
+        attempt.reason = "outcome_lost"
+        counts["unknown"] += 1
+    unresolved = await session.execute(
+        update(ContactAttempt)
+        .where(
+            ContactAttempt.state == S.UNKNOWN,
+            ContactAttempt.sending_at < now - UNRESOLVED,
+            ContactAttempt.reason != "unresolved",
+        )
+        .values(reason="unresolved")
+    )
+    counts["unresolved"] = unresolved.rowcount or 0  # type: ignore[attr-defined]
+    counts["fallbacks"] = await _fallback_undelivered(session, now)
+    await session.flush()
+    if any(counts.values()):
+        log.info("collections.swept", **counts)
+    return counts
+
+
+_UNDELIVERED = text(
+    """
+    SELECT a.id FROM contact_attempts a
+    JOIN collection_settings s ON s.tenant_id = a.tenant_id
+    WHERE a.state = 'sent' AND a.fallback_channel IS NOT NULL
+      AND a.sent_at < CAST(:now AS timestamptz) - make_interval(hours => s.fallback_after_hours)
+      AND NOT EXISTS (SELECT 1 FROM contact_attempts f WHERE f.fallback_of = a.id)
+    LIMIT :batch
+    """
+)
+
+
+async def _fallback_undelivered(session: AsyncSession, now: datetime) -> int:
+    """Sent, never delivered within the tenant's time: the step's other channel, once."""
+    done = 0
+    for attempt_id in (
+        await session.execute(_UNDELIVERED, {"now": now, "batch": SWEEP_BATCH})
+    ).scalars():
+        attempt = await session.get(ContactAttempt, attempt_id, with_for_update=True)
+        if attempt is None or attempt.state != S.SENT:
+            continue
+        attempt.reason = "not_delivered"
+        if await sending.queue_fallback(session, attempt) is not None:
+            done += 1
+    return done

@@ -331,6 +331,12 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_contact_attempt_items_attempt_id", "contact_attempt_items", ["attempt_id"])
+    op.create_index(
+        "ix_outbox_send_attempt",
+        "outbox",
+        [sa.literal_column("(args ->> 'attempt_id')")],
+        postgresql_where=sa.text("actor = 'collections.send'"),
+    )
     op.add_column("customers", sa.Column("cadence_id", sa.Uuid(), nullable=True))
     op.create_foreign_key(
         op.f("fk_customers_cadence_id_cadences"),
@@ -399,6 +405,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_send_attempt", table_name="outbox")
     op.drop_constraint(op.f("fk_customers_cadence_id_cadences"), "customers", type_="foreignkey")
     op.drop_column("customers", "cadence_id")
     op.drop_index("ix_contact_attempt_items_attempt_id", table_name="contact_attempt_items")

@@ -26,6 +26,7 @@ from shared.domains.channels import service as channels
 from shared.domains.channels.defaults import DEFAULTS
 from shared.domains.collections import sending
 from shared.domains.collections.planner import plan_tenant
+from shared.domains.collections.tasks import sweep_attempts
 from shared.domains.inbound import journal
 from shared.domains.inbound.whatsapp import split
 from shared.domains.money.balance import balance_of
@@ -35,6 +36,7 @@ from shared.models import (
     Customer,
     Installment,
     MessageTemplate,
+    OutboxJob,
     PixSettings,
     TemplateStatus,
 )
@@ -288,3 +290,76 @@ async def test_a_do_not_contact_flag_set_after_planning_holds_the_send(
 
     assert await sending.send_attempt(session, attempt.id, now=NOW) == "skipped"
     assert await _sent_at_sandbox(sandbox) == []
+
+
+async def _send_jobs(session: AsyncSession, attempt: ContactAttempt) -> list[OutboxJob]:
+    return list(
+        await session.scalars(
+            select(OutboxJob).where(
+                OutboxJob.actor == "collections.send",
+                OutboxJob.args["attempt_id"].astext == str(attempt.id),
+            )
+        )
+    )
+
+
+async def test_the_sweeper_requeues_an_attempt_whose_job_was_lost_and_fails_a_hopeless_one(
+    shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    _, lost = await _planned(shop, TODAY + timedelta(days=3))
+    joana = await shop.customer(phone="+5511987650002")
+    await shop.installment(joana, TODAY + timedelta(days=3))
+    await plan_tenant(session, shop.tenant_id, NOW)
+    (hopeless,) = [a for a in await shop.attempts(joana) if a.state == "queued"]
+    for job in await _send_jobs(session, lost):
+        await session.delete(job)
+    for job in await _send_jobs(session, hopeless):
+        job.failed_at = NOW
+    await session.flush()
+
+    counts = await sweep_attempts(session, NOW + timedelta(minutes=10))
+
+    assert (counts["requeued"], counts["failed"]) == (1, 1)
+    assert len(await _send_jobs(session, lost)) == 1
+    await session.refresh(hopeless)
+    assert (hopeless.state, hopeless.reason) == ("failed", "send_job_failed")
+    assert (await sweep_attempts(session, NOW + timedelta(minutes=20)))["requeued"] == 0
+
+
+async def test_the_sweeper_marks_a_send_whose_worker_died_unknown(
+    shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    _, attempt = await _planned(shop, TODAY + timedelta(days=3))
+    await session.execute(
+        update(ContactAttempt)
+        .where(ContactAttempt.id == attempt.id)
+        .values(state="sending", sending_at=NOW)
+    )
+
+    counts = await sweep_attempts(session, NOW + timedelta(minutes=11))
+
+    assert counts["unknown"] == 1
+    await session.refresh(attempt)
+    assert (attempt.state, attempt.reason) == ("unknown", "outcome_lost")
+    assert await _sent_at_sandbox(sandbox) == []  # and nothing was sent again
+
+
+async def test_a_whatsapp_message_not_delivered_in_time_gets_the_sms(
+    shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    _, attempt = await _planned(shop, TODAY + timedelta(days=3))
+    await sending.send_attempt(session, attempt.id, now=NOW)
+    await session.execute(
+        update(ContactAttempt)
+        .where(ContactAttempt.id == attempt.id)
+        .values(sent_at=NOW - timedelta(hours=25))
+    )
+
+    first = await sweep_attempts(session, NOW)
+    again = await sweep_attempts(session, NOW)
+
+    assert (first["fallbacks"], again["fallbacks"]) == (1, 0)
+    fallback = await session.scalar(
+        select(ContactAttempt).where(ContactAttempt.fallback_of == attempt.id)
+    )
+    assert fallback is not None and fallback.channel == "sms"
