@@ -6,6 +6,7 @@ Every value comes from the environment with the ``QUITA_`` prefix (or a ``.env``
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +41,9 @@ class Settings(BaseSettings):
     )
 
     env: Environment = Environment.DEV
+    # Tests only: the instant every process takes as "now" (``shared.clock``), so a test of
+    # the contact window does not depend on the hour CI runs at.
+    fixed_now: datetime | None = None
 
     # Postgres.  ``database_url`` is the owner's DSN (migrations, role setup).  The services
     # connect as ``database_app_role``, a role without SUPERUSER or BYPASSRLS, so row-level
@@ -90,6 +94,11 @@ class Settings(BaseSettings):
     worker_processes: int = 1
     worker_threads: int = 16
     job_time_limit_ms: int = 60_000
+    # Dramatiq's Redis broker: a worker that stops heartbeating this long is presumed dead and
+    # its unacknowledged messages go back to the queue (checked on ``maintenance_chance`` out of
+    # a million broker calls).
+    queue_heartbeat_timeout_ms: int = 60_000
+    queue_maintenance_chance: int = 1000
 
     # Key-encryption keys for secrets at rest (shared/crypto.py): comma-separated
     # ``id:base64(32 bytes)``; the first encrypts, all decrypt (rotation).  The default is a
@@ -110,6 +119,7 @@ class Settings(BaseSettings):
     # WhatsApp Cloud API (Graph): the version is pinned, Meta retires each one after ~2 years.
     whatsapp_graph_url: str = "https://graph.facebook.com"
     whatsapp_api_version: str = "v24.0"
+    whatsapp_timeout_s: float = 15.0  # a send not answered by then may or may not have left
     # SMS fallback: Twilio Programmable Messaging (the sandbox in demo and tests).
     sms_api_url: str = "https://api.twilio.com"
 
@@ -128,6 +138,12 @@ class Settings(BaseSettings):
     def _default_log_format(self) -> Settings:
         if self.log_format is None:
             self.log_format = LogFormat.JSON if self.env is Environment.PROD else LogFormat.CONSOLE
+        return self
+
+    @model_validator(mode="after")
+    def _fixed_now_only_in_tests(self) -> Settings:
+        if self.fixed_now is not None and self.env is not Environment.TEST:
+            raise ValueError("fixed_now is for tests only (QUITA_ENV=test)")
         return self
 
     @model_validator(mode="after")

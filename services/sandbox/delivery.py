@@ -111,7 +111,7 @@ class WebhookDispatcher:
     def __init__(self, state: SandboxState, client: httpx.AsyncClient) -> None:
         self.state = state
         self.client = client
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
         # One POST at a time per number, so events leave in the order they were due (the
         # out-of-order option reorders on purpose); a retried event may fall behind later ones.
         self.lanes: dict[str, asyncio.Lock] = {}

@@ -303,12 +303,24 @@ async def send_message(
 ) -> dict[str, Any]:
     """Send a message (Cloud API): accepted means queued; delivery arrives as status webhooks."""
     dispatcher = dispatcher_of(request)
-    state = dispatcher.state
     major = graph_major(version)
-    number = authorised_number(state, phone_number_id, bearer(request))
+    number = authorised_number(dispatcher.state, phone_number_id, bearer(request))
+    body = await json_object(request)
+    # Meta handles a request it received even when the caller stops waiting (a client timeout):
+    # the work runs apart from this request, so a disconnect cannot cancel it.
+    work = asyncio.get_running_loop().create_task(accept(dispatcher, number, major, body))
+    dispatcher.tasks.add(work)
+    work.add_done_callback(dispatcher.tasks.discard)
+    return await asyncio.shield(work)
+
+
+async def accept(
+    dispatcher: WebhookDispatcher, number: NumberState, major: int, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Validate and accept one send (after the number's simulated latency)."""
+    state = dispatcher.state
     if number.config.latency_ms:
         await asyncio.sleep(number.config.latency_ms / 1000)
-    body = await json_object(request)
     if body.get("status") == "read":
         return mark_read(number, body)
     to, kind = check_shape(body)

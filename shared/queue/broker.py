@@ -94,6 +94,8 @@ def build_broker(settings: Settings, *, resources: bool = True) -> RedisBroker:
         namespace=settings.queue_namespace,
         middleware=middleware,
         dead_message_ttl=7 * 24 * 3600 * 1000,
+        heartbeat_timeout=settings.queue_heartbeat_timeout_ms,
+        maintenance_chance=settings.queue_maintenance_chance,
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import SessionMaker
+from shared.tenancy.scope import SYSTEM, use_scope
 
 log = structlog.get_logger("quita.scheduler")
 
@@ -64,6 +65,8 @@ async def tick(maker: SessionMaker) -> TickResult:
         if not got:
             await session.rollback()
             return TickResult(locked=False)
+        # periodic tasks are the platform's: they see every tenant (row-level security)
+        await use_scope(session, SYSTEM)
         ran = []
         for task in PERIODIC.values():
             if await _due(session, task):

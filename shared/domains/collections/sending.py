@@ -28,6 +28,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import clock
 from shared.domains.channels import senders, templating
 from shared.domains.collections import cadences
 from shared.domains.collections.attempts import next_state
@@ -81,7 +82,7 @@ def attempt_of_callback(value: str | None) -> uuid.UUID | None:
 
 @job("collections.send", queue="send", max_attempts=8, min_backoff_s=5.0)
 async def send(ctx: JobContext, *, attempt_id: str) -> None:
-    await send_attempt(ctx.session, uuid.UUID(attempt_id))
+    await send_attempt(ctx.session, uuid.UUID(attempt_id), now=clock.now())
 
 
 async def enqueue_send(session: AsyncSession, attempt: ContactAttempt) -> None:
@@ -137,12 +138,22 @@ async def send_attempt(
     try:
         sent = await prepared.deliver()
     except ProviderError as exc:
-        await _failed(session, attempt, prepared, exc)
+        await session.refresh(attempt, with_for_update=True)
+        if _current(attempt) == S.SENDING:
+            await _failed(session, attempt, prepared, exc)
         return attempt.state
-    _move(attempt, S.SENT)
-    attempt.provider_message_id = sent.provider_message_id
+    # a status webhook may have moved the attempt on while the call was answered
+    await session.refresh(attempt, with_for_update=True)
+    if _current(attempt) == S.SENDING:
+        _move(attempt, S.SENT)
+    attempt.provider_message_id = attempt.provider_message_id or sent.provider_message_id
     await session.flush()
     log.info("collections.sent", attempt_id=str(attempt.id), channel=attempt.channel)
+    return attempt.state
+
+
+def _current(attempt: ContactAttempt) -> AttemptState:
+    """The attempt's state as last read (a function, so a refresh is not narrowed away)."""
     return attempt.state
 
 

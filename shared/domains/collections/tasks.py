@@ -15,12 +15,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import clock
 from shared.domains.collections import sending
 from shared.domains.collections.attempts import IllegalTransition, next_state
 from shared.domains.collections.planner import plan_tenant
@@ -50,7 +51,7 @@ _STAMP = {S.SENT: "sent_at", S.DELIVERED: "delivered_at", S.READ: "read_at", S.F
 @periodic("collections.plan", every=timedelta(minutes=1))
 async def schedule_planning(session: AsyncSession) -> None:
     """One planning job per active retailer, at most one per tenant and minute."""
-    minute = datetime.now(UTC).strftime("%Y%m%d%H%M")
+    minute = clock.now().strftime("%Y%m%d%H%M")
     tenants = await session.scalars(
         select(Tenant.id).where(Tenant.kind == TenantKind.RETAILER, Tenant.status == "active")
     )
@@ -66,7 +67,7 @@ async def schedule_planning(session: AsyncSession) -> None:
 
 @job("collections.plan", queue="default", max_attempts=3, min_backoff_s=10.0)
 async def plan(ctx: JobContext, *, tenant: str) -> None:
-    await plan_tenant(ctx.session, uuid.UUID(tenant), datetime.now(UTC))
+    await plan_tenant(ctx.session, uuid.UUID(tenant), clock.now())
 
 
 @handles(STATUS)
@@ -174,7 +175,7 @@ _ORPHANS = text(
 
 @periodic("collections.sweep", every=timedelta(minutes=2))
 async def sweep(session: AsyncSession) -> None:
-    await sweep_attempts(session, datetime.now(UTC))
+    await sweep_attempts(session, clock.now())
 
 
 async def sweep_attempts(session: AsyncSession, now: datetime) -> dict[str, int]:

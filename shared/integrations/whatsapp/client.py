@@ -123,6 +123,7 @@ class WhatsAppClient(PooledClient):
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> WhatsAppClient:
+        kwargs.setdefault("timeout", httpx.Timeout(settings.whatsapp_timeout_s, connect=5.0))
         return cls(
             base_url=settings.whatsapp_graph_url,
             api_version=settings.whatsapp_api_version,

@@ -403,3 +403,16 @@ async def test_send_now_with_nothing_due_is_refused(shop: Shop) -> None:
 
     with pytest.raises(NothingToRemind):
         await remind(shop.session, shop.tenant_id, maria.id, MONDAY_9AM)
+
+
+async def test_the_scheduler_queues_one_planning_job_per_retailer(
+    shop: Shop, sessionmaker: Any
+) -> None:
+    from shared.queue import scheduler
+
+    await scheduler.tick(sessionmaker)
+
+    jobs = await shop.session.scalars(
+        select(OutboxJob.tenant_id).where(OutboxJob.actor == "collections.plan")
+    )
+    assert shop.tenant_id in set(jobs)  # the tick sees every tenant (it is the platform's)
