@@ -16,6 +16,7 @@ from services.api.auth.routes import OAUTH_ROUTES
 from services.api.auth.state import auth_lifespan
 from services.api.controllers.admin import AdminController
 from services.api.controllers.channels import CHANNEL_CONTROLLERS
+from services.api.controllers.collections import COLLECTION_CONTROLLERS
 from services.api.controllers.identity import IDENTITY_CONTROLLERS
 from services.api.controllers.imports import IMPORT_CONTROLLERS
 from services.api.controllers.portfolio import PORTFOLIO_CONTROLLERS
@@ -57,6 +58,7 @@ def create_app(
             *IMPORT_CONTROLLERS,
             *CHANNEL_CONTROLLERS,
             *TEMPLATE_CONTROLLERS,
+            *COLLECTION_CONTROLLERS,
             AdminController,
             *extra_routes,
         ],

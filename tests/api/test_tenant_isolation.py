@@ -32,7 +32,7 @@ from shared.domains.portfolio import payments
 from shared.domains.portfolio import schemas as pschemas
 from shared.domains.portfolio import service as portfolio
 from shared.domains.portfolio.imports import service as imports
-from shared.models import Membership
+from shared.models import Cadence, CollectionHold, ContactAttempt, Membership
 from shared.tenancy import SYSTEM, Scope, tenant_scope, use_scope
 from tests.support.identity import Identities, Party, bearer, principal_for_party
 
@@ -68,6 +68,9 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "import_id": lambda w: w.objects["import_id"],
     "channel_id": lambda w: w.objects["channel_id"],
     "template_id": lambda w: w.objects["template_id"],
+    "cadence_id": lambda w: w.objects["cadence_id"],
+    "hold_id": lambda w: w.objects["hold_id"],
+    "attempt_id": lambda w: w.objects["attempt_id"],
 }
 
 # Upserts keyed by the caller's own external id: another tenant using the same key writes its
@@ -117,6 +120,14 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
     "TemplateUpdate": lambda w: {"body": "Oi, {{primeiro_nome}}."},
     "PreviewIn": lambda w: {"values": {}},
     "ChannelTestIn": lambda w: {"to": "+5511987654321"},
+    "SettingsIn": lambda w: {"daily_cap": 1},
+    "CadenceIn": lambda w: {
+        "name": "Intrusa",
+        "steps": [{"offset_days": 1, "channel": "sms", "variants": [{"template": "x"}]}],
+    },
+    "PinIn": lambda w: {"cadence_id": w.objects["cadence_id"]},
+    "HoldIn": lambda w: {"kind": "pause", "reason": "Intruso"},
+    "CampaignIn": lambda w: {"tags_any": ["x"]},
 }
 
 
@@ -201,7 +212,9 @@ async def _portfolio_of(a: Party, ids: Identities) -> dict[str, str]:
         actor,
     )
     template = await message_templates.list_for(ids.session, a.id, "whatsapp", "atraso_d5")
+    collection = await _collection_of(ids.session, a, customer.id)
     return {
+        **collection,
         "template_id": str(template[0].id),
         "channel_id": str(channel.id),
         "import_id": str(received.import_id),
@@ -209,6 +222,26 @@ async def _portfolio_of(a: Party, ids: Identities) -> dict[str, str]:
         "installment_id": str(inst.id),
         "payment_id": str(payment.id),
     }
+
+
+async def _collection_of(session: AsyncSession, a: Party, customer_id: uuid.UUID) -> dict[str, str]:
+    """A's default régua, a hold on A's customer and a message to it."""
+    cadence = await session.scalar(
+        select(Cadence.id).where(Cadence.tenant_id == a.id, Cadence.is_default)
+    )
+    hold = CollectionHold(tenant_id=a.id, customer_id=customer_id, kind="pause", reason="A")
+    attempt = ContactAttempt(
+        tenant_id=a.id,
+        customer_id=customer_id,
+        kind="manual",
+        channel="sms",
+        state="queued",
+        contact_day=date(2025, 3, 10),
+        planned_for=datetime(2025, 3, 10, 12, tzinfo=UTC),
+    )
+    session.add_all([hold, attempt])
+    await session.flush()
+    return {"cadence_id": str(cadence), "hold_id": str(hold.id), "attempt_id": str(attempt.id)}
 
 
 def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

@@ -1,0 +1,205 @@
+"""Holds (pause, dispute) an operator opens and releases, and "send now": the actions on one
+customer's collection.  Audited in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.domains.audit.service import Actor
+from shared.domains.collections import planner, schemas
+from shared.domains.collections.attempts import next_state
+from shared.domains.collections.service import OPERATOR_HOLDS, UNSENT, audit, now
+from shared.domains.portfolio.service import find_installment
+from shared.errors import Conflict, FieldError, NotFound, ValidationFailed
+from shared.models import (
+    AttemptState,
+    CollectionHold,
+    ContactAttempt,
+    Customer,
+    HoldKind,
+)
+from shared.tenancy import Principal
+
+# --- holds ----------------------------------------------------------------------------------------
+
+
+def hold_out(h: CollectionHold, at: datetime, cancelled: int = 0) -> schemas.HoldOut:
+    return schemas.HoldOut(
+        id=h.id,
+        customer_id=h.customer_id,
+        installment_id=h.installment_id,
+        kind=h.kind,
+        reason=h.reason,
+        until=h.until,
+        released_at=h.released_at,
+        active=h.released_at is None and (h.until is None or h.until > at),
+        created_by=h.created_by,
+        created_at=h.created_at,
+        cancelled_attempts=cancelled,
+    )
+
+
+async def _validate_hold(
+    session: AsyncSession,
+    principal: Principal,
+    customer: Customer,
+    data: schemas.HoldIn,
+    at: datetime,
+) -> uuid.UUID | None:
+    """The installment the hold is about (``None``: the whole customer), or every field error."""
+    errors: list[FieldError] = []
+    if data.kind not in OPERATOR_HOLDS:
+        errors.append(FieldError("kind", "must be pause or dispute"))
+    if not data.reason.strip():
+        errors.append(FieldError("reason", "must not be blank"))
+    if data.until is not None and (data.until.tzinfo is None or data.until <= at):
+        errors.append(FieldError("until", "must be a future instant with its offset (UTC: Z)"))
+    installment_id = None
+    if data.installment_ref is not None:
+        try:
+            inst, _ = await find_installment(session, principal, data.installment_ref)
+        except NotFound:
+            inst = None
+        if inst is None or inst.customer_id != customer.id:
+            errors.append(
+                FieldError("installment_ref", "no installment of this customer", code="not_found")
+            )
+        else:
+            installment_id = inst.id
+    if errors:
+        raise ValidationFailed("The hold is not valid.", errors=errors)
+    return installment_id
+
+
+async def cancel_unsent(
+    session: AsyncSession, customer: Customer, reason: str
+) -> list[ContactAttempt]:
+    """Cancel the customer's messages that have not gone yet, recording why."""
+    rows = list(
+        await session.scalars(
+            select(ContactAttempt)
+            .where(
+                ContactAttempt.tenant_id == customer.tenant_id,
+                ContactAttempt.customer_id == customer.id,
+                ContactAttempt.state.in_(UNSENT),
+            )
+            .with_for_update()
+        )
+    )
+    for attempt in rows:
+        attempt.state = next_state(AttemptState(attempt.state), AttemptState.CANCELLED)
+        attempt.reason = reason
+        attempt.decisions = [*attempt.decisions, {"rule": reason, "held": True}]
+    await session.flush()
+    return rows
+
+
+async def create_hold(
+    session: AsyncSession,
+    principal: Principal,
+    customer: Customer,
+    data: schemas.HoldIn,
+    actor: Actor,
+) -> schemas.HoldOut:
+    at = now()
+    installment_id = await _validate_hold(session, principal, customer, data, at)
+    hold = CollectionHold(
+        tenant_id=customer.tenant_id,
+        customer_id=customer.id,
+        installment_id=installment_id,
+        kind=HoldKind(data.kind),
+        reason=data.reason.strip(),
+        until=data.until,
+        created_by=f"{actor.type}:{actor.id}" if actor.id else actor.type,
+    )
+    session.add(hold)
+    await session.flush()
+    cancelled = []
+    if installment_id is None:
+        cancelled = await cancel_unsent(session, customer, f"hold_{data.kind}")
+    await audit(
+        session,
+        "hold.created",
+        customer.tenant_id,
+        actor,
+        ("customer", customer.id),
+        {
+            "hold_id": str(hold.id),
+            "kind": data.kind,
+            "installment_id": str(installment_id) if installment_id else None,
+            "until": data.until.isoformat() if data.until else None,
+            "cancelled_attempts": [str(a.id) for a in cancelled],
+        },
+    )
+    await session.refresh(hold)
+    return hold_out(hold, at, len(cancelled))
+
+
+async def holds_of(session: AsyncSession, customer: Customer) -> list[CollectionHold]:
+    return list(
+        await session.scalars(
+            select(CollectionHold)
+            .where(
+                CollectionHold.tenant_id == customer.tenant_id,
+                CollectionHold.customer_id == customer.id,
+            )
+            .order_by(CollectionHold.created_at.desc(), CollectionHold.id)
+        )
+    )
+
+
+async def release_hold(
+    session: AsyncSession, customer: Customer, hold_id: uuid.UUID, actor: Actor
+) -> CollectionHold:
+    """Release the hold (releasing it again changes nothing)."""
+    hold = await session.scalar(
+        select(CollectionHold)
+        .where(
+            CollectionHold.id == hold_id,
+            CollectionHold.tenant_id == customer.tenant_id,
+            CollectionHold.customer_id == customer.id,
+        )
+        .with_for_update()
+    )
+    if hold is None:
+        raise NotFound("The hold was not found.")
+    if hold.released_at is None:
+        hold.released_at = now()
+        await session.flush()
+        await audit(
+            session,
+            "hold.released",
+            customer.tenant_id,
+            actor,
+            ("customer", customer.id),
+            {"hold_id": str(hold.id), "kind": hold.kind},
+        )
+    return hold
+
+
+class NothingToRemind(Conflict):
+    code = "nothing_to_remind"
+
+
+async def remind(
+    session: AsyncSession, customer: Customer, actor: Actor, at: datetime
+) -> ContactAttempt:
+    """A message now about what the customer owes, with the régua's governance: ``queued`` with
+    its instant, or ``skipped`` with the reason."""
+    try:
+        attempt = await planner.remind(session, customer.tenant_id, customer.id, at)
+    except planner.NothingToRemind as exc:
+        raise NothingToRemind(str(exc)) from exc
+    await audit(
+        session,
+        "customer.reminded",
+        customer.tenant_id,
+        actor,
+        ("customer", customer.id),
+        {"attempt_id": str(attempt.id), "state": attempt.state, "reason": attempt.reason},
+    )
+    return attempt
