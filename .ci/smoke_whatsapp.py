@@ -59,3 +59,12 @@ for kind, to in (("sms", "+55 11 98765-4321"), ("email", "maria@exemplo.com.br")
     if not checked["accepted"]:
         raise SystemExit(f"smoke: the {kind} check was refused: {checked['refusal']}")
     print(f"{kind}: channel check accepted ({checked['message_id']})")
+
+
+def planned() -> list[dict[str, Any]] | None:
+    items: list[dict[str, Any]] = call("GET", "/v1/attempts")["items"]
+    return items or None
+
+
+attempts = until("the régua planned the demo's reminders", planned, 120)
+print(f"collections: {len(attempts)} attempt(s) planned by the régua, e.g. {attempts[0]['state']}")
