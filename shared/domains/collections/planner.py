@@ -110,6 +110,9 @@ async def plan_tenant(session: AsyncSession, tenant_id: uuid.UUID, now: datetime
     kinds = await _channel_kinds(session, tenant_id)
     window = cadences.window_of(settings)
     rows = _decide(candidates, debtors, kinds, settings, window, today, now, result)
+    reach = await _whatsapp_reach(session, tenant_id, now)
+    if reach is not None:
+        _limit_reach(rows, debtors, kinds, reach, window, now, result)
     await _write(session, tenant_id, rows)
     log.info(
         "collections.planned",
@@ -429,6 +432,86 @@ def _route(
             continue
         return kind, address
     return None
+
+
+# --- the WhatsApp messaging limit ---------------------------------------------------------------
+
+_TIERS = {"250": 250, "1k": 1_000, "2k": 2_000, "10k": 10_000, "100k": 100_000}
+
+
+def reach_limit(tier: str | None) -> int | None:
+    """Unique recipients per moving 24 h a WhatsApp tier allows (contract §4.3); ``None`` for
+    unlimited or unknown.  Accepts "TIER_2K", "2k", "2000", "TIER_UNLIMITED"..."""
+    if not tier:
+        return None
+    value = tier.strip().lower().removeprefix("tier_").replace(",", "").replace("_", "")
+    if value in _TIERS:
+        return _TIERS[value]
+    return int(value) if value.isdigit() else None
+
+
+async def _whatsapp_reach(
+    session: AsyncSession, tenant_id: uuid.UUID, now: datetime
+) -> tuple[int, int] | None:
+    """The tenant's WhatsApp reach limit and how much of it the last 24 h used: distinct
+    customers with a business-initiated WhatsApp message planned or sent since then."""
+    tiers = list(
+        await session.scalars(
+            text(
+                """SELECT config ->> 'messaging_tier' FROM channels
+                   WHERE tenant_id = :t AND kind = 'whatsapp' AND status = 'active'"""
+            ),
+            {"t": tenant_id},
+        )
+    )
+    limits = [reach_limit(t) for t in tiers]
+    if not limits or any(limit is None for limit in limits):
+        return None
+    used = await session.scalar(
+        text(
+            """SELECT count(DISTINCT customer_id) FROM contact_attempts
+               WHERE tenant_id = :t AND channel = 'whatsapp' AND planned_for > :since
+                 AND state IN ('queued', 'sending', 'sent', 'delivered', 'read', 'unknown')"""
+        ),
+        {"t": tenant_id, "since": now - timedelta(hours=24)},
+    )
+    return max(limit or 0 for limit in limits), int(used or 0)
+
+
+def _limit_reach(
+    rows: list[Row],
+    debtors: dict[uuid.UUID, Debtor],
+    kinds: set[str],
+    reach: tuple[int, int],
+    window: ContactWindow,
+    now: datetime,
+    result: PlanResult,
+) -> None:
+    """Keep new WhatsApp messages within the tier: beyond it, the step's fallback channel, or
+    the next day (messages beyond the limit would simply not be delivered)."""
+    limit, used = reach
+    room = max(limit - used, 0)
+    for row in rows:
+        attempt = row.attempt
+        if attempt.get("state") != AttemptState.QUEUED or attempt["channel"] != "whatsapp":
+            continue
+        if room > 0:
+            room -= 1
+            continue
+        debtor = debtors[attempt["customer_id"]]
+        decisions = attempt["decisions"]
+        decisions.append({"rule": "messaging_limit", "limit": limit, "held": True})
+        fallback = attempt.get("fallback_channel")
+        route = None
+        if fallback and fallback != "whatsapp":
+            route = _route(debtor, fallback, None, kinds, decisions)
+        if route is not None:
+            attempt["channel"], attempt["recipient"] = route
+            attempt["fallback_channel"] = None
+        else:
+            place = place_of(debtor.state, debtor.city, debtor.phone)
+            attempt["planned_for"] = window.next_allowed(now + timedelta(hours=24), place)
+        result.skip("messaging_limit")
 
 
 # --- writing ----------------------------------------------------------------------------------

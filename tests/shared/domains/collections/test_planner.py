@@ -12,17 +12,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.brazil.phones import whatsapp_key
 from shared.domains.audit.service import Actor
 from shared.domains.channels import schemas
 from shared.domains.channels import service as channels
-from shared.domains.collections.planner import NothingToRemind, plan_tenant, remind
+from shared.domains.collections.planner import NothingToRemind, plan_tenant, reach_limit, remind
 from shared.models import (
     Cadence,
     CadenceStep,
+    Channel,
     CollectionHold,
     ContactAttempt,
     ContactAttemptItem,
@@ -416,3 +417,33 @@ async def test_the_scheduler_queues_one_planning_job_per_retailer(
         select(OutboxJob.tenant_id).where(OutboxJob.actor == "collections.plan")
     )
     assert shop.tenant_id in set(jobs)  # the tick sees every tenant (it is the platform's)
+
+
+@pytest.mark.parametrize(
+    ("tier", "limit"),
+    [("TIER_250", 250), ("TIER_2K", 2000), ("10k", 10000), ("100000", 100000),
+     ("TIER_UNLIMITED", None), (None, None)],
+)  # fmt: skip
+def test_messaging_tiers_read_as_daily_reach(tier: str | None, limit: int | None) -> None:
+    assert reach_limit(tier) == limit
+
+
+async def test_beyond_the_whatsapp_messaging_limit_the_message_goes_by_sms(
+    shop: Shop, session: AsyncSession
+) -> None:
+    await session.execute(
+        update(Channel)
+        .where(Channel.tenant_id == shop.tenant_id, Channel.kind == "whatsapp")
+        .values(config=Channel.config.op("||")(text("""'{"messaging_tier": "2"}'::jsonb""")))
+    )
+    people = [await shop.customer(phone=f"+551198765000{i}") for i in range(3)]
+    for who in people:
+        await shop.installment(who, TODAY + timedelta(days=3))
+
+    result = await shop.plan()
+
+    channels_used = sorted(a.channel for a in await shop.attempts())
+    assert channels_used == ["sms", "whatsapp", "whatsapp"]
+    assert result.skipped["messaging_limit"] == 1
+    rerouted = next(a for a in await shop.attempts() if a.channel == "sms")
+    assert any(d["rule"] == "messaging_limit" for d in rerouted.decisions)
