@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy import tuple_
 
 from shared.errors import FieldError, ValidationFailed
 
@@ -29,3 +33,18 @@ def decode_cursor(cursor: str, arity: int) -> list[str]:
     if not isinstance(values, list) or len(values) != arity:
         raise invalid_cursor()
     return [str(v) for v in values]
+
+
+def decode_time_id(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """A cursor of ``(instant, id)`` — the key of newest-first lists — or a 422."""
+    instant, ident = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(instant), uuid.UUID(ident)
+    except ValueError:
+        raise invalid_cursor() from None
+
+
+def older_than(cursor: str, instant: Any, ident: Any) -> Any:
+    """The keyset condition for the page after ``cursor`` in a newest-first list ordered by
+    ``(instant, ident)`` columns."""
+    return tuple_(instant, ident) < decode_time_id(cursor)

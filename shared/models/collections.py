@@ -136,6 +136,28 @@ class AttemptState(StrEnum):
     SKIPPED = "skipped"  # held back by a governance rule, recorded with its reason
 
 
+class Campaign(UUIDPrimaryKey, Base):
+    """A one-off message to a segment: who (``filter``, the fields the preview takes), what
+    (one template on a channel and its fallback), and what governance did with it when it was
+    created (``counts``: matched, queued, held by reason).  Its attempts point back at it."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_tenant_created", "tenant_id", "created_at"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    # {"tags_any": [...], "min_days_overdue": n | null, "max_days_overdue": n | null,
+    #  "min_amount": "100.00" | null}
+    filter: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    template_name: Mapped[str] = mapped_column(String(512))
+    channel: Mapped[str] = mapped_column(String(16))
+    fallback_channel: Mapped[str | None] = mapped_column(String(16))
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # {"matched": n, "queued": n, "held": {"<reason>": n}}
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+
+
 class ContactAttempt(UUIDPrimaryKey, Timestamps, Base):
     """One message to one debtor: what was planned, what governance decided, what was sent
     (template, amounts, Pix, the rendered text's hash) and what the provider said."""
@@ -155,6 +177,7 @@ class ContactAttempt(UUIDPrimaryKey, Timestamps, Base):
             unique=True,
             postgresql_where=text("provider_message_id IS NOT NULL"),
         ),
+        Index("ix_contact_attempts_campaign", "tenant_id", "campaign_id"),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -165,6 +188,9 @@ class ContactAttempt(UUIDPrimaryKey, Timestamps, Base):
     )
     step_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("cadence_steps.id", ondelete="SET NULL")
+    )
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="SET NULL")
     )
     offset_days: Mapped[int | None] = mapped_column(SmallInteger)
     template_name: Mapped[str | None] = mapped_column(String(512))

@@ -1,6 +1,6 @@
 """The collection engine through the API, as a retailer's managers, operators and systems use
-it: governance settings, réguas, pins, holds, reminders, the attempts they leave behind and a
-campaign's preview."""
+it: governance settings, réguas, pins, holds, reminders, the attempts they leave behind, and
+campaigns (their preview, sending one, and how it went)."""
 
 from __future__ import annotations
 
@@ -14,21 +14,29 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.brazil.numbers import format_brl
+from shared.brazil.pix import decode
 from shared.domains.audit.service import Actor
 from shared.domains.channels import schemas as channel_schemas
 from shared.domains.channels import service as channels
+from shared.domains.collections import sending
 from shared.domains.identity import schemas as identity_schemas
 from shared.domains.identity import service as identity
 from shared.domains.identity.service import CLI_ACTOR
+from shared.domains.money.balance import balance_of
 from shared.models import (
     AuditEvent,
     ContactAttempt,
     ContactAttemptItem,
     Customer,
+    Installment,
     MessageTemplate,
+    OutboxJob,
+    PixSettings,
     Role,
 )
 from shared.tenancy import SYSTEM, use_scope
+from tests.shared.domains.collections import test_sending as sending_world
 from tests.support.identity import Identities, Party, bearer
 
 SP = ZoneInfo("America/Sao_Paulo")
@@ -615,3 +623,305 @@ async def test_a_campaign_preview_counts_who_would_be_contacted_and_writes_nothi
     await use_scope(session, SYSTEM)
     assert await session.scalar(select(ContactAttempt.id)) is None
     assert await session.scalar(select(ContactAttemptItem.id)) is None
+
+
+async def _approve(session: AsyncSession, shop: Shop, template: str) -> None:
+    await use_scope(session, SYSTEM)
+    await session.execute(
+        update(MessageTemplate)
+        .where(MessageTemplate.tenant_id == shop.party.id, MessageTemplate.name == template)
+        .values(status="APPROVED")
+    )
+
+
+def _campaign(**fields: Any) -> dict[str, Any]:
+    return {
+        "name": "Crediário em atraso",
+        "template_name": "quita_atraso_d5_v1",
+        "channel": "whatsapp",
+        "fallback_channel": "sms",
+        "filter": {"tags_any": ["crediario"], "min_days_overdue": 5},
+        **fields,
+    }
+
+
+async def _segment(shop: Shop) -> None:
+    """Four customers 10 days late: two reachable crediário ones, one do-not-contact, one who
+    opted out of every channel the campaign uses; and one outside the segment."""
+    await shop.customer("C-1", tags=["crediario"])
+    await shop.customer("C-2", tags=["crediario"])
+    await shop.customer("C-3", tags=["crediario"], do_not_contact=True)
+    await shop.customer("C-4", tags=["crediario"], opted_out=["whatsapp", "sms"])
+    await shop.customer("C-5", tags=["outro"])
+    for ext in ("C-1", "C-2", "C-3", "C-4", "C-5"):
+        await shop.installment(f"P-{ext}", ext, today() - timedelta(days=10))
+
+
+async def test_a_campaign_messages_every_reachable_customer_of_the_segment(
+    shop: Shop, session: AsyncSession
+) -> None:
+    await _approve(session, shop, "quita_atraso_d5_v1")
+    await shop.customer("C-1", tags=["crediario"])
+    await shop.customer("C-2", tags=["crediario"])
+    await shop.customer("C-3", tags=["outro"])
+    for ext in ("C-1", "C-2", "C-3"):
+        await shop.installment(f"P-{ext}", ext, today() - timedelta(days=10))
+
+    r = await shop.call("POST", "/v1/campaigns", _campaign())
+
+    assert r.status_code == 201, r.text
+    campaign = r.json()
+    assert campaign["counts"] == {"matched": 2, "queued": 2, "held": {}}
+    assert (campaign["states"], campaign["reasons"]) == ({"queued": 2}, {})
+    assert campaign["filter"] == {
+        "tags_any": ["crediario"],
+        "min_days_overdue": 5,
+        "max_days_overdue": None,
+        "min_amount": None,
+    }
+    listed = (await shop.call("GET", "/v1/attempts", kind="campaign")).json()["items"]
+    assert sorted(a["customer_external_id"] for a in listed) == ["C-1", "C-2"]
+    assert {(a["state"], a["channel"], a["template_name"]) for a in listed} == {
+        ("queued", "whatsapp", "quita_atraso_d5_v1")
+    }
+    detail = (await shop.call("GET", f"/v1/attempts/{listed[0]['id']}")).json()
+    assert detail["step_id"] is None  # no régua step used up
+    assert [i["step_id"] for i in detail["items"]] == [None]
+    await use_scope(session, SYSTEM)
+    attempts = list(await session.scalars(select(ContactAttempt)))
+    assert {str(a.campaign_id) for a in attempts} == {campaign["id"]}
+    jobs = list(
+        await session.scalars(select(OutboxJob).where(OutboxJob.actor == "collections.send"))
+    )
+    assert sorted(j.args["attempt_id"] for j in jobs) == sorted(str(a.id) for a in attempts)
+    assert {j.not_before for j in jobs} == {a.planned_for for a in attempts}
+    [event] = await _audit(session, "campaign.created")
+    assert event.data["counts"] == campaign["counts"]
+
+
+async def test_a_campaign_holds_back_do_not_contact_and_opted_out_customers(
+    shop: Shop, session: AsyncSession
+) -> None:
+    await _approve(session, shop, "quita_atraso_d5_v1")
+    await _segment(shop)
+
+    r = await shop.call("POST", "/v1/campaigns", _campaign())
+
+    assert r.status_code == 201, r.text
+    assert r.json()["counts"] == {
+        "matched": 4,
+        "queued": 2,
+        "held": {"do_not_contact": 1, "opted_out": 1},
+    }
+    got = (await shop.call("GET", f"/v1/campaigns/{r.json()['id']}")).json()
+    assert got["states"] == {"queued": 2, "skipped": 2}
+    assert got["reasons"] == {"do_not_contact": 1, "opted_out": 1}
+    held = (await shop.call("GET", "/v1/attempts", kind="campaign", state="skipped")).json()
+    assert {(a["customer_external_id"], a["reason"]) for a in held["items"]} == {
+        ("C-3", "do_not_contact"),
+        ("C-4", "opted_out"),
+    }
+    await use_scope(session, SYSTEM)
+    jobs = await session.scalars(select(OutboxJob).where(OutboxJob.actor == "collections.send"))
+    assert len(list(jobs)) == 2  # nothing queued for the held ones
+
+
+async def test_a_campaign_counts_what_its_preview_counted(
+    shop: Shop, session: AsyncSession
+) -> None:
+    await _approve(session, shop, "quita_atraso_d5_v1")
+    await _segment(shop)
+    await shop.call("POST", "/v1/customers/C-2/holds", {"kind": "pause", "reason": "Pediu prazo"})
+    body = _campaign(filter={"tags_any": ["crediario"], "max_days_overdue": 30})
+
+    preview = (await shop.call("POST", "/v1/campaigns/preview", body["filter"])).json()
+    created = (await shop.call("POST", "/v1/campaigns", body)).json()
+
+    assert created["counts"] == {
+        "matched": preview["customers"],
+        "queued": preview["would_contact"],
+        "held": preview["reasons"],
+    }
+    assert created["counts"]["held"] == {"do_not_contact": 1, "hold_pause": 1, "opted_out": 1}
+
+
+async def test_a_repeated_campaign_is_a_new_one_held_back_by_the_daily_cap(
+    shop: Shop, session: AsyncSession
+) -> None:
+    await _approve(session, shop, "quita_atraso_d5_v1")
+    await _segment(shop)
+
+    first = await shop.call("POST", "/v1/campaigns", _campaign())
+    second = await shop.call("POST", "/v1/campaigns", _campaign())
+    listed = await shop.call("GET", "/v1/campaigns")
+    page = await shop.call("GET", "/v1/campaigns", limit=1)
+    rest = await shop.call("GET", "/v1/campaigns", limit=1, cursor=page.json()["next_cursor"])
+
+    assert second.status_code == 201, second.text
+    assert second.json()["id"] != first.json()["id"]
+    assert second.json()["counts"] == {
+        "matched": 4,
+        "queued": 0,
+        "held": {"daily_cap": 2, "do_not_contact": 1, "opted_out": 1},
+    }
+    assert [c["id"] for c in listed.json()["items"]] == [second.json()["id"], first.json()["id"]]
+    assert [c["id"] for c in page.json()["items"] + rest.json()["items"]] == [
+        second.json()["id"],
+        first.json()["id"],
+    ]
+    assert rest.json()["next_cursor"] is None
+    assert len(await _audit(session, "campaign.created")) == 2
+
+
+async def test_a_whatsapp_campaign_needs_an_approved_template(shop: Shop) -> None:
+    await _segment(shop)
+
+    r = await shop.call("POST", "/v1/campaigns", _campaign())
+
+    assert r.status_code == 422
+    assert "not APPROVED" in _fields(r)["template_name"]
+    assert (await shop.call("GET", "/v1/campaigns")).json()["items"] == []
+
+
+async def test_a_campaign_is_refused_field_by_field(shop: Shop) -> None:
+    body = _campaign(
+        name=" ",
+        channel="sms",
+        fallback_channel="sms",
+        template_name="nao_existe",
+        filter={"min_days_overdue": 10, "max_days_overdue": 5, "min_amount": "1.234"},
+    )
+
+    r = await shop.call("POST", "/v1/campaigns", body)
+
+    assert r.status_code == 422
+    assert _fields(r) == {
+        "name": "must not be blank",
+        "fallback_channel": "must differ from channel",
+        "template_name": "no sms template is named 'nao_existe'",
+        "filter.max_days_overdue": "must not be lower than min_days_overdue",
+        "filter.min_amount": "must have at most two decimal places",
+    }
+
+
+async def test_operators_send_campaigns_and_viewers_only_read_them(
+    shop: Shop, ids: Identities
+) -> None:
+    await _segment(shop)
+    operator = await _as(ids, shop, Role.OPERATOR)
+    viewer = await _as(ids, shop, Role.VIEWER)
+    body = _campaign(channel="sms", fallback_channel=None)
+
+    sent = await shop.call("POST", "/v1/campaigns", body, headers=operator)
+    refused = await shop.call("POST", "/v1/campaigns", body, headers=viewer)
+    read = await shop.call("GET", f"/v1/campaigns/{sent.json()['id']}", headers=viewer)
+
+    assert (sent.status_code, refused.status_code, read.status_code) == (201, 403, 200)
+    assert read.json()["created_by"].startswith("user:")
+
+
+async def test_another_retailers_campaign_is_not_found(shop: Shop, ids: Identities) -> None:
+    await _segment(shop)
+    mine = (
+        await shop.call("POST", "/v1/campaigns", _campaign(channel="sms", fallback_channel=None))
+    ).json()
+    other = bearer(await ids.token(await ids.party("Outra Loja")))
+
+    got = await shop.call("GET", f"/v1/campaigns/{mine['id']}", headers=other)
+    listed = await shop.call("GET", "/v1/campaigns", headers=other)
+
+    assert got.status_code == 404
+    assert listed.json()["items"] == []
+
+
+sandbox = sending_world.sandbox  # the sandbox the sending tests use, with its WhatsApp number
+
+
+@pytest.fixture
+async def sandboxed(
+    api: httpx.AsyncClient, ids: Identities, session: AsyncSession, sandbox: httpx.AsyncClient
+) -> Shop:
+    """A retailer whose WhatsApp number and Pix key are real to the sandbox (the sending tests'
+    number), its templates approved."""
+    party = await ids.party("Loja Campanha")
+    await use_scope(session, SYSTEM)
+    await channels.create(
+        session,
+        party.tenant.id,
+        channel_schemas.WhatsAppIn(
+            name="WhatsApp",
+            phone_number_id=sending_world.PHONE_ID,
+            waba_id=sending_world.WABA_ID,
+            display_number="+55 11 0000-0055",
+            access_token=sending_world.TOKEN,
+            app_secret="sec-55",
+            verify_token="v",
+        ),
+        ACTOR,
+    )
+    session.add(
+        PixSettings(
+            tenant_id=party.tenant.id,
+            key="11222333000181",
+            key_type="cnpj",
+            merchant_name="Loja Campanha",
+            city="Sao Paulo",
+        )
+    )
+    await session.execute(
+        update(MessageTemplate)
+        .where(MessageTemplate.tenant_id == party.tenant.id)
+        .values(status="APPROVED")
+    )
+    await session.flush()
+    return Shop(api, party, await ids.token(party, role=None))
+
+
+async def test_a_campaign_message_leaves_with_the_debtors_amounts_and_pix_code(
+    sandboxed: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    customer = await sandboxed.customer("C-1", tags=["crediario"], phones=[sending_world.MARIA])
+    await sandboxed.installment("P-1", "C-1", today() - timedelta(days=10))
+    body = _campaign(fallback_channel=None)
+    await sandboxed.call("POST", "/v1/campaigns", body)
+    await use_scope(session, SYSTEM)
+    attempt = await session.scalar(select(ContactAttempt).where(ContactAttempt.kind == "campaign"))
+    assert attempt is not None and attempt.state == "queued"
+
+    state = await sending.send_attempt(session, attempt.id, now=attempt.planned_for)
+
+    assert state == "sent"
+    number = f"/_sandbox/whatsapp/numbers/{sending_world.PHONE_ID}"
+    (message,) = (await sandbox.get(number, params={"wait": "true"})).json()["sent"]
+    assert message["payload"]["template"]["name"] == "quita_atraso_d5_v1"
+    inst = await session.scalar(select(Installment).where(Installment.external_id == "P-1"))
+    maria = await session.get(Customer, uuid.UUID(customer["id"]))
+    assert inst is not None and maria is not None
+    expected = await balance_of(session, inst, maria, attempt.contact_day)
+    parameters = [p["text"] for p in message["payload"]["template"]["components"][0]["parameters"]]
+    assert format_brl(expected.total) in parameters
+    pix = next(p for p in parameters if p.startswith("000201"))
+    assert decode(pix).amount == expected.total
+
+
+async def test_a_campaigns_detail_follows_its_messages_to_their_fallbacks(
+    shop: Shop, session: AsyncSession
+) -> None:
+    await _approve(session, shop, "quita_atraso_d5_v1")
+    await _segment(shop)
+    created = (await shop.call("POST", "/v1/campaigns", _campaign())).json()
+    await use_scope(session, SYSTEM)
+    first = await session.scalar(
+        select(ContactAttempt).where(
+            ContactAttempt.kind == "campaign", ContactAttempt.state == "queued"
+        )
+    )
+    assert first is not None
+    first.state, first.reason = "failed", "not_on_whatsapp"  # as the sender records it
+    await sending.queue_fallback(session, first)
+
+    got = (await shop.call("GET", f"/v1/campaigns/{created['id']}")).json()
+
+    assert got["counts"]["queued"] == 2  # what creation decided stays as it was
+    assert got["states"] == {"failed": 1, "queued": 2, "skipped": 2}
+    assert got["reasons"] == {"do_not_contact": 1, "not_on_whatsapp": 1, "opted_out": 1}

@@ -33,6 +33,7 @@ from shared.domains.portfolio import schemas as pschemas
 from shared.domains.portfolio import service as portfolio
 from shared.domains.portfolio.imports import service as imports
 from shared.models import Cadence, CollectionHold, ContactAttempt, Membership
+from shared.models.collections import Campaign
 from shared.tenancy import SYSTEM, Scope, tenant_scope, use_scope
 from tests.support.identity import Identities, Party, bearer, principal_for_party
 
@@ -71,6 +72,7 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "cadence_id": lambda w: w.objects["cadence_id"],
     "hold_id": lambda w: w.objects["hold_id"],
     "attempt_id": lambda w: w.objects["attempt_id"],
+    "campaign_id": lambda w: w.objects["campaign_id"],
 }
 
 # Upserts keyed by the caller's own external id: another tenant using the same key writes its
@@ -128,6 +130,12 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
     "PinIn": lambda w: {"cadence_id": w.objects["cadence_id"]},
     "HoldIn": lambda w: {"kind": "pause", "reason": "Intruso"},
     "CampaignIn": lambda w: {"tags_any": ["x"]},
+    "CampaignNew": lambda w: {
+        "name": "Intrusa",
+        "template_name": "quita_atraso_d5_v1",
+        "channel": "sms",
+        "filter": {"tags_any": ["x"]},
+    },
 }
 
 
@@ -225,15 +233,27 @@ async def _portfolio_of(a: Party, ids: Identities) -> dict[str, str]:
 
 
 async def _collection_of(session: AsyncSession, a: Party, customer_id: uuid.UUID) -> dict[str, str]:
-    """A's default régua, a hold on A's customer and a message to it."""
+    """A's default régua, a hold on A's customer, a campaign and its message to it."""
     cadence = await session.scalar(
         select(Cadence.id).where(Cadence.tenant_id == a.id, Cadence.is_default)
     )
     hold = CollectionHold(tenant_id=a.id, customer_id=customer_id, kind="pause", reason="A")
+    campaign = Campaign(
+        id=uuid.uuid4(),
+        tenant_id=a.id,
+        name="Campanha A",
+        filter={"tags_any": []},
+        template_name="quita_atraso_d5_v1",
+        channel="sms",
+        counts={"matched": 1, "queued": 1, "held": {}},
+    )
+    session.add(campaign)
+    await session.flush()
     attempt = ContactAttempt(
         tenant_id=a.id,
         customer_id=customer_id,
-        kind="manual",
+        kind="campaign",
+        campaign_id=campaign.id,
         channel="sms",
         state="queued",
         contact_day=date(2025, 3, 10),
@@ -241,7 +261,12 @@ async def _collection_of(session: AsyncSession, a: Party, customer_id: uuid.UUID
     )
     session.add_all([hold, attempt])
     await session.flush()
-    return {"cadence_id": str(cadence), "hold_id": str(hold.id), "attempt_id": str(attempt.id)}
+    return {
+        "cadence_id": str(cadence),
+        "hold_id": str(hold.id),
+        "attempt_id": str(attempt.id),
+        "campaign_id": str(campaign.id),
+    }
 
 
 def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -334,6 +359,7 @@ async def test_the_same_routes_do_answer_the_owner(
     for url in (
         f"/v1/clients/{world.objects['client_uuid']}",
         f"/v1/mandates/{world.objects['mandate_id']}",
+        f"/v1/campaigns/{world.objects['campaign_id']}",
     ):
         assert (await api.get(url, headers=headers)).status_code == 200, url
     members = (await api.get("/v1/members", headers=headers)).json()

@@ -9,7 +9,7 @@ those their mandate covers).  Customers are addressed by Quita's id or the retai
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post, put
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.auth.guards import principal_of, requires
 from services.api.controllers.channels import own_tenant
 from shared.domains.audit.service import Actor
-from shared.domains.collections import holds, reports, schemas, service
+from shared.domains.collections import campaigns, holds, reports, schemas, service
 from shared.domains.collections.reports import AttemptFilter
 from shared.domains.portfolio.scoping import writer_tenant
 from shared.domains.portfolio.service import find_customer
@@ -254,7 +254,7 @@ class CustomerCollectionController(Controller):
     ) -> schemas.AttemptDetail:
         principal = _me(request)
         customer = await _own_customer(db, principal, customer_ref)
-        attempt = await holds.remind(db, customer, Actor.of(principal), datetime.now(UTC))
+        attempt = await holds.remind(db, customer, Actor.of(principal), service.now())
         return await reports.attempt_detail(db, attempt, customer.external_id)
 
 
@@ -331,9 +331,55 @@ class CampaignController(Controller):
         db: NamedDependency[AsyncSession],
         data: JSONBody[schemas.CampaignIn],
     ) -> schemas.CampaignPreview:
-        return await reports.preview_campaign(
-            db, writer_tenant(_me(request)), data, datetime.now(UTC)
+        return await reports.preview_campaign(db, writer_tenant(_me(request)), data, service.now())
+
+    @post(
+        "/",
+        summary="Send one message to every customer of a segment, under the régua's governance",
+        description="filter is the preview's body. template_name must exist for channel and "
+        "fallback_channel, and be APPROVED on WhatsApp (else a 422 at template_name). Each "
+        "customer gets one attempt (kind campaign): queued inside its window, or skipped with "
+        "the reason (do_not_contact, opted_out, hold_pause, daily_cap ...); counts says how "
+        "many of each. Every call is a new campaign: the caps hold back a repeat. Audited.",
+        guards=[OPERATE],
+        status_code=201,
+    )
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        data: JSONBody[schemas.CampaignNew],
+    ) -> schemas.CampaignDetail:
+        principal = _me(request)
+        return await campaigns.create_campaign(
+            db, writer_tenant(principal), data, Actor.of(principal), service.now()
         )
+
+    @get("/", summary="This retailer's campaigns, newest first", guards=[READ])
+    async def list_campaigns(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        cursor: FromQuery[str | None] = None,
+        limit: Limit = 100,
+    ) -> schemas.CampaignPage:
+        return await campaigns.list_campaigns(
+            db, own_tenant(_me(request)), cursor=cursor, limit=limit
+        )
+
+    @get(
+        "/{campaign_id:uuid}",
+        summary="One campaign: its counts at creation and its messages by state and reason now",
+        guards=[READ],
+    )
+    async def get_campaign(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        campaign_id: FromPath[uuid.UUID],
+    ) -> schemas.CampaignDetail:
+        row = await campaigns.get_campaign(db, own_tenant(_me(request)), campaign_id)
+        return await campaigns.campaign_detail(db, row)
 
 
 COLLECTION_CONTROLLERS = [

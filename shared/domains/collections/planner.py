@@ -636,3 +636,75 @@ async def _step_for(
         raise NothingToRemind("The customer's régua has no steps.")
     reached = [s for s in steps if s.offset_days <= days_overdue]
     return reached[-1] if reached else steps[0]
+
+
+# --- campaigns --------------------------------------------------------------------------------
+
+
+async def plan_campaign(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    owed: dict[uuid.UUID, list[tuple[uuid.UUID, date, Any]]],
+    template_name: str,
+    channel: str,
+    fallback_channel: str | None,
+    now: datetime,
+    campaign_id: uuid.UUID,
+) -> list[Row]:
+    """One message (``kind = campaign``) per customer of ``owed`` — customer → its selected
+    ``(installment_id, due_date, open_amount)`` — with ``template_name`` on ``channel`` (then
+    ``fallback_channel``), under the régua's governance: holds, opt-outs, phones, caps, window
+    and the WhatsApp tier.  No régua step is used up.  Returns each customer's message, queued
+    or skipped with its reason (installments held on their own are written apart too).  The
+    caller commits."""
+    # the régua's planner and a campaign of the same tenant count each other's messages
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"collections.plan:{tenant_id}"},
+    )
+    tenant = await session.get_one(Tenant, tenant_id)
+    settings = await session.get_one(CollectionSettings, tenant_id)
+    today = now.astimezone(ZoneInfo(tenant.time_zone)).date()
+    step = CadenceStep(  # transient: the campaign's template and channels, in a step's shape
+        id=None,
+        cadence_id=None,
+        offset_days=None,
+        channel=channel,
+        fallback_channel=fallback_channel,
+        variants=[{"template": template_name, "weight": 1}],
+        holdout_percent=0,
+        min_amount=None,
+        tags_any=[],
+        max_days_overdue=None,
+    )
+    debtors = await _debtors(session, tenant_id, set(owed), today, now)
+    kinds = await _channel_kinds(session, tenant_id)
+    window = cadences.window_of(settings)
+    result = PlanResult()
+    rows: list[Row] = []
+    messages: list[Row] = []
+    for customer_id, installments in owed.items():
+        if customer_id not in debtors:
+            continue
+        candidates = [
+            Candidate(i, customer_id, due, amount, step) for i, due, amount in installments
+        ]
+        decided = _one_message(
+            debtors[customer_id], candidates, kinds, settings, window, today, now, result
+        )
+        rows.extend(decided)
+        messages.append(decided[-1])
+    reach = await _whatsapp_reach(session, tenant_id, now)
+    if reach is not None:
+        _limit_reach(rows, debtors, kinds, reach, window, now, result)
+    for row in rows:
+        row.attempt.update(kind="campaign", campaign_id=campaign_id)
+    await _write(session, tenant_id, rows)
+    log.info(
+        "collections.campaign_planned",
+        tenant_id=str(tenant_id),
+        campaign_id=str(campaign_id),
+        planned=result.planned,
+        skipped=dict(result.skipped),
+    )
+    return messages

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select, text, tuple_
+from sqlalchemy import Select, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domains.collections import planner, schemas
@@ -29,7 +29,7 @@ from shared.models import (
     Installment,
     Tenant,
 )
-from shared.pagination import decode_cursor, encode_cursor, invalid_cursor
+from shared.pagination import encode_cursor, older_than
 from shared.tenancy import Principal
 
 # --- attempts -------------------------------------------------------------------------------------
@@ -147,16 +147,7 @@ def _filtered(stmt: Select[ContactAttempt, str], f: AttemptFilter) -> Select[Con
 
 
 def _after(cursor: str) -> Any:
-    """The keyset condition for the page after ``cursor`` (newest first)."""
-    planned, ident = decode_cursor(cursor, 2)
-    parsed = as_uuid(ident)
-    try:
-        at = datetime.fromisoformat(planned)
-    except ValueError:
-        at = None
-    if parsed is None or at is None:
-        raise invalid_cursor()
-    return tuple_(ContactAttempt.planned_for, ContactAttempt.id) < (at, parsed)
+    return older_than(cursor, ContactAttempt.planned_for, ContactAttempt.id)
 
 
 async def list_attempts(
@@ -190,7 +181,7 @@ async def list_attempts(
 
 # --- campaign preview -------------------------------------------------------------------------
 
-_CAMPAIGN = text(
+CAMPAIGN_SEGMENT = text(
     """
     SELECT i.id, i.customer_id, i.due_date, i.principal - i.amount_paid AS open_amount
     FROM installments i
@@ -207,7 +198,7 @@ _CAMPAIGN = text(
 )
 
 
-def _check_campaign(data: schemas.CampaignIn) -> Decimal | None:
+def check_campaign(data: schemas.CampaignIn) -> Decimal | None:
     errors: list[FieldError] = []
     for name in ("min_days_overdue", "max_days_overdue"):
         value = getattr(data, name)
@@ -232,13 +223,13 @@ async def preview_campaign(
 ) -> schemas.CampaignPreview:
     """How many customers a campaign selects and what governance would do with each right now
     (the same rules as the régua's and reminders'); nothing is written."""
-    minimum = _check_campaign(data)
+    minimum = check_campaign(data)
     settings = await settings_of(session, tenant_id)
     tenant = await session.get_one(Tenant, tenant_id)
     today = at.astimezone(ZoneInfo(tenant.time_zone)).date()
     rows = list(
         await session.execute(
-            _CAMPAIGN,
+            CAMPAIGN_SEGMENT,
             {
                 "tenant": tenant_id,
                 "tags": clean_tags(data.tags_any) or None,

@@ -225,3 +225,48 @@ class CampaignPreview(msgspec.Struct):
     would_contact: int
     held_back: int
     reasons: dict[str, int]
+
+
+class CampaignNew(msgspec.Struct, forbid_unknown_fields=True):
+    """A one-off message to a segment: ``filter`` picks the customers (the preview's body),
+    ``template_name`` is sent on ``channel`` (``fallback_channel`` when it cannot reach them);
+    it must exist for both, and be APPROVED on WhatsApp."""
+
+    name: Annotated[str, msgspec.Meta(max_length=100)]
+    template_name: Annotated[str, msgspec.Meta(max_length=512)]
+    channel: str
+    fallback_channel: str | None = None
+    filter: CampaignIn = msgspec.field(default_factory=CampaignIn)
+
+
+class CampaignCounts(msgspec.Struct):
+    """What governance did when the campaign was created, per customer."""
+
+    matched: int
+    queued: int
+    held: dict[str, int]
+
+
+class CampaignOut(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    filter: CampaignIn
+    template_name: str
+    channel: str
+    fallback_channel: str | None
+    created_by: str | None
+    created_at: datetime
+    counts: CampaignCounts
+
+
+class CampaignDetail(CampaignOut):
+    """A campaign with how it is going now: its messages (and the fallbacks they led to) by
+    state, and the reasons of those held back, cancelled or failed."""
+
+    states: dict[str, int] = msgspec.field(default_factory=dict)
+    reasons: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class CampaignPage(msgspec.Struct):
+    items: list[CampaignOut]
+    next_cursor: str | None

@@ -126,7 +126,7 @@ async def send_attempt(
         return attempt.state
     if attempt.state != S.QUEUED:
         return attempt.state  # done, cancelled or skipped already
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     prepared = await _prepare(session, attempt, now)
     if prepared is None:
         await session.flush()
@@ -413,6 +413,7 @@ async def queue_fallback(session: AsyncSession, attempt: ContactAttempt) -> Cont
         channel=kind,
         fallback_channel=None,
         fallback_of=attempt.id,
+        campaign_id=attempt.campaign_id,
         recipient=recipient,
         state=S.QUEUED,
         contact_day=attempt.contact_day,

@@ -205,7 +205,9 @@ def clean_tags(raw: list[str]) -> list[str]:
     return list(dict.fromkeys(t.strip() for t in raw if t.strip()))
 
 
-async def _templates(session: AsyncSession, tenant_id: uuid.UUID) -> dict[tuple[str, str], bool]:
+async def template_statuses(
+    session: AsyncSession, tenant_id: uuid.UUID
+) -> dict[tuple[str, str], bool]:
     """``(channel_kind, name)`` → whether some language of it is approved."""
     rows = await session.execute(
         select(MessageTemplate.channel_kind, MessageTemplate.name, MessageTemplate.status).where(
@@ -218,7 +220,7 @@ async def _templates(session: AsyncSession, tenant_id: uuid.UUID) -> dict[tuple[
     return found
 
 
-def _template_problem(
+def template_problem(
     name: str, channels: list[str], templates: dict[tuple[str, str], bool]
 ) -> str | None:
     """Why ``name`` cannot be sent on one of ``channels`` (``None`` when it can on all)."""
@@ -264,7 +266,7 @@ def _check_step(
     for j, variant in enumerate(step.variants):
         if variant.weight < 0:
             errors.append(FieldError(f"{at}.variants[{j}].weight", "must not be negative"))
-        problem = _template_problem(variant.template, channels, templates)
+        problem = template_problem(variant.template, channels, templates)
         if problem:
             errors.append(
                 FieldError(f"{at}.variants[{j}].template", problem, code="unknown_template")
@@ -304,7 +306,7 @@ async def validate_cadence(
         errors.append(FieldError("priority", f"must be between 0 and {SMALLINT}"))
     if not data.steps:
         errors.append(FieldError("steps", "a régua needs at least one step"))
-    templates = await _templates(session, tenant_id)
+    templates = await template_statuses(session, tenant_id)
     steps: list[StepFields] = []
     seen: dict[int, int] = {}
     for i, step in enumerate(data.steps):

@@ -1,4 +1,4 @@
-"""collections: régua (cadences, steps), governance settings, holds, contact attempts
+"""collections: régua (cadences, steps), governance settings, holds, campaigns, contact attempts
 
 Revision ID: 0009
 Revises: 0008
@@ -179,12 +179,43 @@ def upgrade() -> None:
         postgresql_where=sa.text("released_at IS NULL"),
     )
     op.create_table(
+        "campaigns",
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("filter", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("template_name", sa.String(length=512), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("fallback_channel", sa.String(length=16), nullable=True),
+        sa.Column("created_by", sa.String(length=100), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column(
+            "counts", postgresql.JSONB(astext_type=sa.Text()), server_default="{}", nullable=False
+        ),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_campaigns_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_campaigns")),
+    )
+    op.create_index(
+        "ix_campaigns_tenant_created", "campaigns", ["tenant_id", "created_at"], unique=False
+    )
+    op.create_table(
         "contact_attempts",
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.Column("customer_id", sa.Uuid(), nullable=False),
         sa.Column("kind", sa.String(length=16), server_default="regua", nullable=False),
         sa.Column("cadence_id", sa.Uuid(), nullable=True),
         sa.Column("step_id", sa.Uuid(), nullable=True),
+        sa.Column("campaign_id", sa.Uuid(), nullable=True),
         sa.Column("offset_days", sa.SmallInteger(), nullable=True),
         sa.Column("template_name", sa.String(length=512), nullable=True),
         sa.Column("channel", sa.String(length=16), nullable=False),
@@ -232,6 +263,12 @@ def upgrade() -> None:
             ["cadence_id"],
             ["cadences.id"],
             name=op.f("fk_contact_attempts_cadence_id_cadences"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+            name=op.f("fk_contact_attempts_campaign_id_campaigns"),
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
@@ -291,6 +328,12 @@ def upgrade() -> None:
         ["provider_message_id"],
         unique=True,
         postgresql_where=sa.text("provider_message_id IS NOT NULL"),
+    )
+    op.create_index(
+        "ix_contact_attempts_campaign",
+        "contact_attempts",
+        ["tenant_id", "campaign_id"],
+        unique=False,
     )
     op.create_table(
         "contact_attempt_items",
@@ -364,6 +407,14 @@ def upgrade() -> None:
             "variants": "jsonb_typeof(variants) = 'array' AND jsonb_array_length(variants) >= 1",
         },
         "collection_holds": {"kind": "kind IN ('pause', 'paid_claim', 'promise', 'dispute')"},
+        "campaigns": {
+            "name": "length(btrim(name)) > 0",
+            "channel": "channel IN ('whatsapp', 'sms', 'email')",
+            "fallback": "fallback_channel IS NULL OR "
+            "(fallback_channel IN ('whatsapp', 'sms', 'email') AND fallback_channel <> channel)",
+            "filter": "jsonb_typeof(filter) = 'object'",
+            "counts": "jsonb_typeof(counts) = 'object'",
+        },
         "contact_attempts": {
             "state": "state IN ('planned', 'queued', 'sending', 'sent', 'delivered', 'read', "
             "'failed', 'unknown', 'cancelled', 'skipped')",
@@ -398,7 +449,8 @@ def upgrade() -> None:
     # customers, so agencies with a mandate read them, as they read the customers.
     own = "quita_is_system() OR tenant_id = quita_tenant_id()"
     readable = "quita_is_system() OR tenant_id = ANY (quita_tenant_ids())"
-    for table in ("collection_settings", "cadences", "cadence_steps"):
+    # Campaigns are the retailer's own too (its decision to message a segment).
+    for table in ("collection_settings", "cadences", "cadence_steps", "campaigns"):
         enable_rls(table, own)
     for table in ("collection_holds", "contact_attempts", "contact_attempt_items"):
         enable_rls(table, readable, check=own)
@@ -421,7 +473,10 @@ def downgrade() -> None:
         postgresql_where=sa.text("state IN ('planned', 'queued', 'sending', 'unknown')"),
     )
     op.drop_index("ix_contact_attempts_customer", table_name="contact_attempts")
+    op.drop_index("ix_contact_attempts_campaign", table_name="contact_attempts")
     op.drop_table("contact_attempts")
+    op.drop_index("ix_campaigns_tenant_created", table_name="campaigns")
+    op.drop_table("campaigns")
     op.drop_index(
         "ix_collection_holds_active",
         table_name="collection_holds",
