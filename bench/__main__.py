@@ -10,6 +10,8 @@ from bench import (
     auth_throughput,
     balance_throughput,
     import_throughput,
+    pipeline_throughput,
+    planner_throughput,
     relay_throughput,
     whatsapp_throughput,
 )
@@ -20,6 +22,8 @@ BENCHMARKS = {
     "balance": balance_throughput.run,
     "import": import_throughput.run,
     "whatsapp": whatsapp_throughput.run,
+    "planner": planner_throughput.run,
+    "pipeline": pipeline_throughput.run,
 }
 
 
