@@ -165,6 +165,7 @@ class ContactAttempt(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "contact_attempts"
     __table_args__ = (
         Index("ix_contact_attempts_customer", "tenant_id", "customer_id", "planned_for"),
+        Index("ix_contact_attempts_fallback_of", "fallback_of"),
         Index(
             "ix_contact_attempts_open",
             "state",

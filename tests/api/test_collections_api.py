@@ -218,7 +218,7 @@ async def test_every_retailer_starts_with_the_default_regua(shop: Shop) -> None:
     assert r.status_code == 200
     [default] = r.json()
     assert default["is_default"] is True
-    assert [s["offset_days"] for s in default["steps"]] == [-3, -1, 0, 1, 5, 15]
+    assert [s["offset_days"] for s in default["steps"]] == [-3, 0, 1, 5, 15]
 
 
 async def test_a_segment_regua_is_created_and_read_back(shop: Shop, session: AsyncSession) -> None:

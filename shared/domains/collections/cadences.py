@@ -1,9 +1,12 @@
 """Réguas and governance settings: the defaults every retailer starts with, and how a customer
 finds its régua (pinned, else the first segment whose tags it carries, else the default).
 
-The default régua follows the collection guides: a friendly reminder three days before, the day
-before, on the day, then the day after, five days after (with the itemized fees) and a last
-friendly one at fifteen days — WhatsApp first, SMS when WhatsApp cannot deliver.
+The default régua follows the collection guides: a friendly reminder three days before, one on
+the day, then the day after, five days after (with the itemized fees) and a last friendly one at
+fifteen days — WhatsApp first, SMS when WhatsApp cannot deliver.  It fits the default weekly cap
+of three messages: with a day-before reminder as well, the D+1 message — the one that matters
+most — would always be held back by the cap.  The day-before template exists for réguas that
+want it (with a weekly cap raised to match).
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ _BY_KEY = {d.key: d.name for d in DEFAULTS}
 # (offset from the due date, template key) — WhatsApp, falling back to SMS
 DEFAULT_STEPS: tuple[tuple[int, str], ...] = (
     (-3, "lembrete_d3"),
-    (-1, "vespera_d1"),
     (0, "vence_hoje"),
     (1, "atraso_d1"),
     (5, "atraso_d5"),

@@ -21,17 +21,20 @@ finds it taken and does nothing; a re-run finds nothing left):
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Date, DateTime, Integer, String, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domains.collections import cadences
@@ -41,7 +44,6 @@ from shared.models import (
     CadenceStep,
     CollectionSettings,
     ContactAttempt,
-    ContactAttemptItem,
     Tenant,
 )
 from shared.queue import enqueue_many
@@ -517,24 +519,70 @@ def _limit_reach(
 # --- writing ----------------------------------------------------------------------------------
 
 
-async def _write(session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[Row]) -> None:
-    attempts: list[dict[str, Any]] = []
-    items: list[dict[str, Any]] = []
-    for row in rows:
-        attempts.append({"tenant_id": tenant_id, **row.attempt})
-        items.extend(
-            {
-                "attempt_id": row.attempt["id"],
-                "installment_id": installment,
-                "step_id": step,
-                "tenant_id": tenant_id,
-            }
-            for installment, step in row.items
+_ATTEMPT_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("id", PG_UUID()),
+    ("customer_id", PG_UUID()),
+    ("kind", String()),
+    ("cadence_id", PG_UUID()),
+    ("step_id", PG_UUID()),
+    ("offset_days", Integer()),
+    ("template_name", String()),
+    ("channel", String()),
+    ("fallback_channel", String()),
+    ("recipient", String()),
+    ("state", String()),
+    ("reason", String()),
+    ("contact_day", Date()),
+    ("planned_for", DateTime(timezone=True)),
+    ("decisions", String()),
+    ("campaign_id", PG_UUID()),
+)
+_INSERT_ATTEMPTS = text(
+    f"""INSERT INTO contact_attempts (tenant_id, {", ".join(c for c, _ in _ATTEMPT_COLUMNS)})
+        SELECT :tenant, {
+        ", ".join(
+            "CAST(v.decisions AS jsonb)" if c == "decisions" else f"v.{c}"
+            for c, _ in _ATTEMPT_COLUMNS
         )
-    for start in range(0, len(attempts), _CHUNK):
-        await session.execute(insert(ContactAttempt), attempts[start : start + _CHUNK])
-    for start in range(0, len(items), _CHUNK):
-        await session.execute(insert(ContactAttemptItem), items[start : start + _CHUNK])
+    }
+        FROM unnest({", ".join(f":{c}" for c, _ in _ATTEMPT_COLUMNS)})
+             AS v ({", ".join(c for c, _ in _ATTEMPT_COLUMNS)})"""
+).bindparams(*(bindparam(c, type_=ARRAY(t)) for c, t in _ATTEMPT_COLUMNS))
+_INSERT_ITEMS = text(
+    """INSERT INTO contact_attempt_items (tenant_id, attempt_id, installment_id, step_id)
+       SELECT :tenant, a, i, s FROM unnest(:attempts, :installments, :steps) AS v (a, i, s)"""
+).bindparams(
+    bindparam("attempts", type_=ARRAY(PG_UUID())),
+    bindparam("installments", type_=ARRAY(PG_UUID())),
+    bindparam("steps", type_=ARRAY(PG_UUID())),
+)
+
+
+async def _write(session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[Row]) -> None:
+    """Every attempt, item and send job of a plan in three array inserts (one statement each,
+    however many rows: a big tenant's plan is tens of thousands of them)."""
+    attempts = [row.attempt for row in rows]
+    if not attempts:
+        return
+    columns: dict[str, list[Any]] = {c: [] for c, _ in _ATTEMPT_COLUMNS}
+    for a in attempts:
+        for c, _ in _ATTEMPT_COLUMNS:
+            value = a.get(c)
+            if c == "decisions":
+                value = json.dumps(value or [])
+            elif isinstance(value, StrEnum):
+                value = value.value
+            columns[c].append(value)
+    await session.execute(_INSERT_ATTEMPTS, {"tenant": tenant_id, **columns})
+    items = [
+        (row.attempt["id"], installment, step) for row in rows for installment, step in row.items
+    ]
+    if items:
+        a_ids, i_ids, s_ids = (list(col) for col in zip(*items, strict=True))
+        await session.execute(
+            _INSERT_ITEMS,
+            {"tenant": tenant_id, "attempts": a_ids, "installments": i_ids, "steps": s_ids},
+        )
     # each queued attempt's send job, due at its instant, in the same transaction
     await enqueue_many(
         session,

@@ -374,6 +374,8 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_contact_attempt_items_attempt_id", "contact_attempt_items", ["attempt_id"])
+    # the sweeper's "has it a fallback already?" and deletes (a self-referencing FK)
+    op.create_index("ix_contact_attempts_fallback_of", "contact_attempts", ["fallback_of"])
     op.create_index(
         "ix_outbox_send_attempt",
         "outbox",
@@ -437,7 +439,7 @@ def upgrade() -> None:
            SELECT gen_random_uuid(), c.tenant_id, c.id, s.offset_days, 'whatsapp', 'sms',
                   jsonb_build_array(jsonb_build_object('template', s.template, 'weight', 1))
            FROM cadences c CROSS JOIN (VALUES
-               (-3, 'quita_lembrete_d3_v1'), (-1, 'quita_vespera_d1_v1'),
+               (-3, 'quita_lembrete_d3_v1'),
                (0, 'quita_vence_hoje_v1'), (1, 'quita_atraso_d1_v1'),
                (5, 'quita_atraso_d5_v1'), (15, 'quita_lembrete_final_d15_v1')
            ) AS s (offset_days, template)"""
@@ -458,6 +460,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_outbox_send_attempt", table_name="outbox")
+    op.drop_index("ix_contact_attempts_fallback_of", table_name="contact_attempts")
     op.drop_constraint(op.f("fk_customers_cadence_id_cadences"), "customers", type_="foreignkey")
     op.drop_column("customers", "cadence_id")
     op.drop_index("ix_contact_attempt_items_attempt_id", table_name="contact_attempt_items")
