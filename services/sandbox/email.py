@@ -36,7 +36,7 @@ from litestar import Litestar, MediaType, Request, Response, Router, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from shared.config import Settings
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import NotFound, ServiceUnavailable, ValidationFailed
 from shared.logging import get_logger
 
 MAX_MESSAGES = 10_000
@@ -286,7 +286,20 @@ def email_lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncCont
         # what matters itself.
         logging.getLogger("mail.log").setLevel(logging.ERROR)
         sink = EmailSink()
-        await sink.start(settings.sandbox_smtp_host, settings.sandbox_smtp_port or 0)
+        try:
+            await sink.start(settings.sandbox_smtp_host, settings.sandbox_smtp_port or 0)
+        except OSError as exc:
+            # Another program holds the port (8025 is also MailHog's): the rest of the sandbox
+            # still serves; the e-mail routes say why they cannot.
+            _log.warning(
+                "sandbox.smtp_unavailable",
+                port=settings.sandbox_smtp_port,
+                error=str(exc),
+                hint="set QUITA_SANDBOX_SMTP_PORT to a free port",
+            )
+            app.state.email = None
+            yield
+            return
         app.state.email = sink
         _log.info("sandbox.smtp_listening", host=sink.host, port=sink.port)
         try:
@@ -301,7 +314,12 @@ def email_lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncCont
 
 
 def sink_of(request: Request[Any, Any, Any]) -> EmailSink:
-    sink: EmailSink = request.app.state.email
+    sink: EmailSink | None = request.app.state.email
+    if sink is None:
+        raise ServiceUnavailable(
+            "The SMTP sink is not listening: its port was taken. "
+            "Set QUITA_SANDBOX_SMTP_PORT to a free port and restart the sandbox."
+        )
     return sink
 
 

@@ -318,3 +318,28 @@ async def test_bad_limit_is_refused(sink: httpx.AsyncClient) -> None:
     response = await sink.get("/_sandbox/email/messages", params={"limit": 0})
 
     assert response.status_code == 422
+
+
+async def test_a_taken_smtp_port_leaves_the_rest_of_the_sandbox_serving(
+    http_client: Any, settings: Any
+) -> None:
+    taken = socket.socket()
+    taken.bind((settings.sandbox_smtp_host, 0))
+    taken.listen()
+    try:
+        client = await http_client(_app_on_port(taken.getsockname()[1]))
+        assert (await client.get("/ready")).status_code == 200
+        refused = await client.get("/_sandbox/email/messages")
+        assert refused.status_code == 503
+        assert "QUITA_SANDBOX_SMTP_PORT" in refused.json()["detail"]
+    finally:
+        taken.close()
+
+
+def _app_on_port(port: int) -> Any:
+    from services.sandbox.app import create_app
+
+    def factory(settings: Any, **kwargs: Any) -> Any:
+        return create_app(settings.model_copy(update={"sandbox_smtp_port": port}), **kwargs)
+
+    return factory
