@@ -25,11 +25,12 @@ from shared.domains.audit.service import Actor
 from shared.domains.channels import schemas, templating
 from shared.domains.channels import service as channels
 from shared.domains.channels.provider import request_submission
-from shared.models import Channel, ChannelKind, MessageTemplate, TemplateStatus
+from shared.models import Channel, ChannelKind, ChannelStatus, MessageTemplate, TemplateStatus
 
 DEMO_PHONE_NUMBER_ID = "100000000000001"
 DEMO_WABA_ID = "100000000000099"
 DEMO_SMS_FROM = "+5511940001234"
+WAITING = "waiting for the sandbox (quita demo link)"
 DEMO_ACTOR = Actor("system", "demo")
 
 
@@ -66,7 +67,11 @@ async def ensure_channels(session: AsyncSession, tenant_id: uuid.UUID, settings:
     ]
     for data in wanted:
         if type(data).__struct_config__.tag not in kinds:
-            await channels.create(session, tenant_id, data, DEMO_ACTOR)
+            channel = await channels.create(session, tenant_id, data, DEMO_ACTOR)
+            if channel.kind != ChannelKind.EMAIL:
+                # nothing may go out before `quita demo link` has registered it in the sandbox
+                channel.status, channel.status_reason = ChannelStatus.PAUSED, WAITING
+    await session.flush()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +119,15 @@ async def link(
         waba.raise_for_status()
         registered = True
     drafts = await _templates(session, channel, TemplateStatus.DRAFT)
+    _resume(channel)  # submissions need an active number; sends wait for the verdict
     for row in drafts:
         await request_submission(session, row, DEMO_ACTOR)
     return LinkResult(registered, len(drafts))
+
+
+def _resume(channel: Channel) -> None:
+    if channel.status == ChannelStatus.PAUSED and channel.status_reason == WAITING:
+        channel.status, channel.status_reason = ChannelStatus.ACTIVE, None
 
 
 def _provider_body(row: MessageTemplate) -> str:
@@ -141,6 +152,7 @@ async def _link_sms(http: httpx.AsyncClient, channel: Channel) -> LinkResult:
     account = channel.config["account_sid"]
     known = await http.get(f"/_sandbox/sms/accounts/{account}/messages")
     if known.status_code != 404:
+        _resume(channel)
         return LinkResult(False, 0)
     response = await http.post(
         "/_sandbox/sms/accounts",
@@ -151,4 +163,5 @@ async def _link_sms(http: httpx.AsyncClient, channel: Channel) -> LinkResult:
         },
     )
     response.raise_for_status()
+    _resume(channel)
     return LinkResult(True, 0)

@@ -56,8 +56,10 @@ async def test_the_demo_number_is_linked_to_the_sandbox_and_relinked_after_a_res
     sandbox = await http_client(sandbox_app)
     number = f"/_sandbox/whatsapp/numbers/{demo_sandbox.DEMO_PHONE_NUMBER_ID}"
 
+    assert channel.status == "paused"  # nothing goes out before the sandbox knows the number
     first = await demo_sandbox.link(session, sandbox, settings, channel)
     again = await demo_sandbox.link(session, sandbox, settings, channel)
+    assert channel.status == "active"
 
     assert first.registered and first.submitted == len(DEFAULTS)
     assert not again.registered and again.submitted == 0

@@ -110,6 +110,16 @@ async def plan_tenant(session: AsyncSession, tenant_id: uuid.UUID, now: datetime
         return result
     debtors = await _debtors(session, tenant_id, {c.customer_id for c in candidates}, today, now)
     kinds = await _channel_kinds(session, tenant_id)
+    paused = await _paused_kinds(session, tenant_id) - kinds
+    if paused:
+        # the retailer paused the channel: its messages wait (nothing is claimed) rather than
+        # go out on another channel or be recorded as skipped
+        waiting = [c for c in candidates if c.step.channel in paused]
+        candidates = [c for c in candidates if c.step.channel not in paused]
+        if waiting:
+            result.skip("channel_paused", len(waiting))
+        if not candidates:
+            return result
     window = cadences.window_of(settings)
     rows = _decide(candidates, debtors, kinds, settings, window, today, now, result)
     reach = await _whatsapp_reach(session, tenant_id, now)
@@ -246,6 +256,14 @@ async def _debtors(
 async def _channel_kinds(session: AsyncSession, tenant_id: uuid.UUID) -> set[str]:
     rows = await session.scalars(
         text("SELECT DISTINCT kind FROM channels WHERE tenant_id = :t AND status = 'active'"),
+        {"t": tenant_id},
+    )
+    return set(rows)
+
+
+async def _paused_kinds(session: AsyncSession, tenant_id: uuid.UUID) -> set[str]:
+    rows = await session.scalars(
+        text("SELECT DISTINCT kind FROM channels WHERE tenant_id = :t AND status = 'paused'"),
         {"t": tenant_id},
     )
     return set(rows)

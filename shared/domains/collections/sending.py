@@ -64,6 +64,7 @@ THROUGHPUT_MARGIN = 0.9
 PAIR_RATE, PAIR_BURST = 1 / 6, 45  # contract §4.2: ~1 message per 6 s to one user, bursts of 45
 DISCOUNT_KEYS = {"lembrete_d3": "lembrete_d3_desconto"}
 REVIEW_WAIT_S = 60.0
+PAUSED_WAIT_S = 300.0
 
 
 def callback_data(attempt_id: uuid.UUID) -> str:
@@ -280,6 +281,17 @@ async def _prepare(
         .limit(1)
     )
     if channel is None:
+        paused = await session.scalar(
+            select(Channel.id)
+            .where(
+                Channel.tenant_id == attempt.tenant_id,
+                Channel.kind == attempt.channel,
+                Channel.status == ChannelStatus.PAUSED,
+            )
+            .limit(1)
+        )
+        if paused is not None:  # the retailer paused it: wait for the resume
+            raise RetryLater(PAUSED_WAIT_S, "channel paused")
         return await _fall_back_or(session, attempt, "no_channel")
     content = await compose(
         session,

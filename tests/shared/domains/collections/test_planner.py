@@ -447,3 +447,21 @@ async def test_beyond_the_whatsapp_messaging_limit_the_message_goes_by_sms(
     assert result.skipped["messaging_limit"] == 1
     rerouted = next(a for a in await shop.attempts() if a.channel == "sms")
     assert any(d["rule"] == "messaging_limit" for d in rerouted.decisions)
+
+
+async def test_a_paused_channel_makes_its_messages_wait_without_using_up_the_step(
+    shop: Shop, session: AsyncSession
+) -> None:
+    maria = await shop.customer()
+    await shop.installment(maria, TODAY + timedelta(days=3))
+    whatsapp = Channel.tenant_id == shop.tenant_id, Channel.kind == "whatsapp"
+    await session.execute(update(Channel).where(*whatsapp).values(status="paused"))
+
+    held = await shop.plan()
+    await session.execute(update(Channel).where(*whatsapp).values(status="active"))
+    resumed = await shop.plan(MONDAY_9AM + timedelta(hours=1))
+
+    assert held.planned == 0 and held.skipped["channel_paused"] == 1
+    assert resumed.planned == 1
+    (attempt,) = await shop.attempts()
+    assert attempt.channel == "whatsapp"  # it waited; it did not go by SMS
