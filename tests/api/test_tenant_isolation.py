@@ -32,8 +32,7 @@ from shared.domains.portfolio import payments
 from shared.domains.portfolio import schemas as pschemas
 from shared.domains.portfolio import service as portfolio
 from shared.domains.portfolio.imports import service as imports
-from shared.models import Cadence, CollectionHold, ContactAttempt, Membership
-from shared.models.collections import Campaign
+from shared.models import Cadence, Campaign, CollectionHold, ContactAttempt, Membership
 from shared.tenancy import SYSTEM, Scope, tenant_scope, use_scope
 from tests.support.identity import Identities, Party, bearer, principal_for_party
 

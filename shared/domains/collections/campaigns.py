@@ -33,8 +33,7 @@ from shared.domains.collections.service import (
     template_statuses,
 )
 from shared.errors import FieldError, NotFound, ValidationFailed
-from shared.models import AttemptState, ContactAttempt, Tenant
-from shared.models.collections import Campaign
+from shared.models import AttemptState, Campaign, ContactAttempt, Tenant
 from shared.pagination import encode_cursor, older_than
 
 # --- validating ---------------------------------------------------------------------------------
