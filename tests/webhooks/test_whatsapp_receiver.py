@@ -276,3 +276,19 @@ async def test_a_template_review_verdict_updates_the_template(
     await session.refresh(row)
     assert row.status == "PAUSED"
     assert message_templates.out(row).status == "PAUSED"
+
+
+async def test_a_signed_body_of_an_odd_shape_is_journaled_not_a_500(
+    hooks: httpx.AsyncClient, session: AsyncSession, ids: Identities
+) -> None:
+    await _channel(session, ids, "Loja Estranha", "1007", "secret-1007")
+    odd = _statuses("1007", ("wamid.E", "sent"))
+    value = odd["entry"][0]["changes"][0]["value"]
+    value["contacts"] = 7  # not a list
+    value["messages"] = {"id": "x"}  # not a list
+    value["statuses"][0]["errors"] = "boom"
+
+    response = await _post(hooks, odd, "secret-1007")
+
+    assert response.status_code == 200, response.text
+    assert response.json()["new"] == 1  # the status still counts; the odd parts are ignored

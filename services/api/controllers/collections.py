@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth.guards import principal_of, requires
 from services.api.controllers.channels import own_tenant
+from shared import clock
 from shared.domains.audit.service import Actor
 from shared.domains.collections import campaigns, holds, reports, schemas, service
 from shared.domains.collections.reports import AttemptFilter
@@ -215,7 +216,7 @@ class CustomerCollectionController(Controller):
         customer_ref: Annotated[str, PathParameter(description=REF_DOC)],
     ) -> list[schemas.HoldOut]:
         customer = await find_customer(db, _me(request), customer_ref)
-        at = service.now()
+        at = clock.now()
         return [holds.hold_out(h, at) for h in await holds.holds_of(db, customer)]
 
     @delete(
@@ -234,7 +235,7 @@ class CustomerCollectionController(Controller):
         principal = _me(request)
         customer = await _own_customer(db, principal, customer_ref)
         hold = await holds.release_hold(db, customer, hold_id, Actor.of(principal))
-        return holds.hold_out(hold, service.now())
+        return holds.hold_out(hold, clock.now())
 
     @post(
         "/{customer_ref:str}/remind",
@@ -254,7 +255,7 @@ class CustomerCollectionController(Controller):
     ) -> schemas.AttemptDetail:
         principal = _me(request)
         customer = await _own_customer(db, principal, customer_ref)
-        attempt = await holds.remind(db, customer, Actor.of(principal), service.now())
+        attempt = await holds.remind(db, customer, Actor.of(principal), clock.now())
         return await reports.attempt_detail(db, attempt, customer.external_id)
 
 
@@ -331,7 +332,7 @@ class CampaignController(Controller):
         db: NamedDependency[AsyncSession],
         data: JSONBody[schemas.CampaignIn],
     ) -> schemas.CampaignPreview:
-        return await reports.preview_campaign(db, writer_tenant(_me(request)), data, service.now())
+        return await reports.preview_campaign(db, writer_tenant(_me(request)), data, clock.now())
 
     @post(
         "/",
@@ -352,7 +353,7 @@ class CampaignController(Controller):
     ) -> schemas.CampaignDetail:
         principal = _me(request)
         return await campaigns.create_campaign(
-            db, writer_tenant(principal), data, Actor.of(principal), service.now()
+            db, writer_tenant(principal), data, Actor.of(principal), clock.now()
         )
 
     @get("/", summary="This retailer's campaigns, newest first", guards=[READ])

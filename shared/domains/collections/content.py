@@ -59,7 +59,8 @@ async def compose(
     installments = sorted(installments, key=lambda i: (i.due_date, i.external_id))
     versions = await rules.versions(session, tenant.id)
     balances: list[tuple[Installment, Balance]] = [
-        (inst, await balance_of(session, inst, customer, today)) for inst in installments
+        (inst, await balance_of(session, inst, customer, today, versions=versions))
+        for inst in installments
     ]
     sums = {part: sum((getattr(b, part) for _, b in balances), ZERO) for part in _PARTS}
     lead, lead_balance = balances[-1]

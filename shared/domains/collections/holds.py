@@ -9,10 +9,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import clock
 from shared.domains.audit.service import Actor
 from shared.domains.collections import planner, schemas
 from shared.domains.collections.attempts import next_state
-from shared.domains.collections.service import OPERATOR_HOLDS, UNSENT, audit, now
+from shared.domains.collections.service import OPERATOR_HOLDS, UNSENT, audit
 from shared.domains.portfolio.service import find_installment
 from shared.errors import Conflict, FieldError, NotFound, ValidationFailed
 from shared.models import (
@@ -105,7 +106,7 @@ async def create_hold(
     data: schemas.HoldIn,
     actor: Actor,
 ) -> schemas.HoldOut:
-    at = now()
+    at = clock.now()
     installment_id = await _validate_hold(session, principal, customer, data, at)
     hold = CollectionHold(
         tenant_id=customer.tenant_id,
@@ -168,7 +169,7 @@ async def release_hold(
     if hold is None:
         raise NotFound("The hold was not found.")
     if hold.released_at is None:
-        hold.released_at = now()
+        hold.released_at = clock.now()
         await session.flush()
         await audit(
             session,

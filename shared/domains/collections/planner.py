@@ -137,19 +137,25 @@ async def plan_tenant(session: AsyncSession, tenant_id: uuid.UUID, now: datetime
 
 # --- reading ----------------------------------------------------------------------------------
 
+# A customer's régua: its pin, else the first segment régua whose tags it carries, else the
+# default (``c`` is the customer, ``:tenant`` its tenant).
+_CADENCE_OF = """COALESCE(
+        c.cadence_id,
+        (SELECT k.id FROM cadences k
+          WHERE k.tenant_id = :tenant AND k.active AND NOT k.is_default
+            AND k.tags_any && c.tags
+          ORDER BY k.priority, k.name LIMIT 1),
+        (SELECT k.id FROM cadences k WHERE k.tenant_id = :tenant AND k.is_default AND k.active))"""
+
 _CANDIDATES = text(
     """
     SELECT i.id AS installment_id, i.customer_id, i.due_date,
            i.principal - i.amount_paid AS open_amount, s.id AS step_id
     FROM installments i
     JOIN customers c ON c.id = i.customer_id
-    JOIN cadence_steps s ON s.cadence_id = COALESCE(
-        c.cadence_id,
-        (SELECT k.id FROM cadences k
-          WHERE k.tenant_id = :tenant AND k.active AND NOT k.is_default
-            AND k.tags_any && c.tags
-          ORDER BY k.priority, k.name LIMIT 1),
-        (SELECT k.id FROM cadences k WHERE k.tenant_id = :tenant AND k.is_default AND k.active))
+    JOIN cadence_steps s ON s.cadence_id = """
+    + _CADENCE_OF
+    + """
     WHERE i.tenant_id = :tenant
       AND i.status IN ('open', 'partially_paid')
       AND i.due_date BETWEEN :first_due AND :last_due
@@ -218,6 +224,18 @@ _DEBTORS = text(
 )
 
 
+def phone_block_reason(status: str, no_call_list_since: date | None, today: date) -> str | None:
+    """Why a phone may not receive a collection message today (``None``: it may): marked wrong
+    or unreachable, or on a do-not-call list (Procon-SP) since its 30th day."""
+    if status != "valid":
+        return f"phone_{status}"
+    if no_call_list_since is not None and no_call_list_since <= today - timedelta(
+        days=NO_CALL_LIST_GRACE_DAYS
+    ):
+        return "no_call_list"
+    return None
+
+
 async def _debtors(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -229,12 +247,8 @@ async def _debtors(
     params = {"tenant": tenant_id, "ids": list(ids), "today": today, "now": now}
     for r in await session.execute(_DEBTORS, params):
         blocked = None
-        if r.phone is not None and r.phone_status != "valid":
-            blocked = f"phone_{r.phone_status}"
-        elif r.no_call_list_since is not None and r.no_call_list_since <= today - timedelta(
-            days=NO_CALL_LIST_GRACE_DAYS
-        ):
-            blocked = "no_call_list"
+        if r.phone is not None:
+            blocked = phone_block_reason(r.phone_status, r.no_call_list_since, today)
         found[r.id] = Debtor(
             id=r.id,
             state=r.state,
@@ -680,15 +694,8 @@ async def _step_for(
     """The step of the customer's régua that ``days_overdue`` has reached (the first one when
     none has been reached yet)."""
     row = await session.execute(
-        text(
-            """SELECT COALESCE(c.cadence_id,
-                 (SELECT k.id FROM cadences k WHERE k.tenant_id = :t AND k.active
-                    AND NOT k.is_default AND k.tags_any && c.tags ORDER BY k.priority, k.name
-                  LIMIT 1),
-                 (SELECT k.id FROM cadences k WHERE k.tenant_id = :t AND k.is_default))
-               FROM customers c WHERE c.id = :c"""
-        ),
-        {"t": tenant_id, "c": customer_id},
+        text(f"SELECT {_CADENCE_OF} FROM customers c WHERE c.id = :c"),
+        {"tenant": tenant_id, "c": customer_id},
     )
     cadence_id = row.scalar_one_or_none()
     steps = list(

@@ -33,6 +33,7 @@ from shared.domains.channels import senders, templating
 from shared.domains.collections import cadences
 from shared.domains.collections.attempts import next_state
 from shared.domains.collections.content import Content, compose
+from shared.domains.collections.planner import phone_block_reason
 from shared.domains.collections.window import place_of
 from shared.integrations.errors import ProviderError
 from shared.models import (
@@ -233,18 +234,20 @@ async def _prepare(
     if customer.do_not_contact:
         _move(attempt, S.SKIPPED, "do_not_contact")
         return None
-    if await _held(session, attempt, now):
-        return None
-    held_items = set(
-        await session.scalars(
-            select(CollectionHold.installment_id).where(
+    holds = list(
+        await session.execute(
+            select(CollectionHold.installment_id, CollectionHold.kind).where(
                 CollectionHold.customer_id == attempt.customer_id,
-                CollectionHold.installment_id.is_not(None),
                 CollectionHold.released_at.is_(None),
                 (CollectionHold.until.is_(None)) | (CollectionHold.until > now),
             )
         )
     )
+    customer_hold = next((kind for item, kind in holds if item is None), None)
+    if customer_hold is not None:
+        _move(attempt, S.SKIPPED, f"hold_{customer_hold}")
+        return None
+    held_items = {item for item, _ in holds if item is not None}
     installments = [i for i in installments if i.id not in held_items]
     if not installments:
         _move(attempt, S.SKIPPED, "hold_installment")
@@ -324,23 +327,6 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
-async def _held(session: AsyncSession, attempt: ContactAttempt, now: datetime) -> bool:
-    kind = await session.scalar(
-        select(CollectionHold.kind)
-        .where(
-            CollectionHold.customer_id == attempt.customer_id,
-            CollectionHold.installment_id.is_(None),
-            CollectionHold.released_at.is_(None),
-            (CollectionHold.until.is_(None)) | (CollectionHold.until > now),
-        )
-        .limit(1)
-    )
-    if kind is not None:
-        _move(attempt, S.SKIPPED, f"hold_{kind}")
-        return True
-    return False
-
-
 async def _phone_usable(session: AsyncSession, attempt: ContactAttempt, today: date) -> bool:
     phone = await session.scalar(
         select(CustomerPhone).where(
@@ -348,13 +334,10 @@ async def _phone_usable(session: AsyncSession, attempt: ContactAttempt, today: d
             CustomerPhone.number == attempt.recipient,
         )
     )
-    reason = None
     if phone is None or not phone.active:
-        reason = "phone_removed"
-    elif phone.status != "valid":
-        reason = f"phone_{phone.status}"
-    elif phone.no_call_list_since and phone.no_call_list_since <= today - timedelta(days=30):
-        reason = "no_call_list"
+        reason: str | None = "phone_removed"
+    else:
+        reason = phone_block_reason(phone.status, phone.no_call_list_since, today)
     if reason is not None:
         _move(attempt, S.SKIPPED, reason)
         return False

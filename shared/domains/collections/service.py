@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, time
+from datetime import time
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared import clock
 from shared.db import flush_unique
 from shared.domains.audit.service import Actor, record
 from shared.domains.collections import schemas
@@ -46,10 +45,6 @@ SMALLINT = 32767
 OPERATOR_HOLDS = (HoldKind.PAUSE, HoldKind.DISPUTE)
 # Held messages that have not gone yet; a customer-level hold makes them pointless.
 UNSENT = (AttemptState.PLANNED, AttemptState.QUEUED)
-
-
-def now() -> datetime:
-    return clock.now()
 
 
 async def audit(
@@ -176,7 +171,7 @@ async def save_settings(
         return row
     for key in changed:
         setattr(row, key, values[key])
-    row.updated_at = now()
+    row.updated_at = func.now()
     await session.flush()
     await audit(
         session,
@@ -483,7 +478,7 @@ async def update_cadence(
     await flush_unique(session, DuplicateCadence("A régua with this name already exists."))
     moves = await _replace_steps(session, cadence, steps)
     if fields or any(moves.values()):
-        cadence.updated_at = now()
+        cadence.updated_at = func.now()
         await session.flush()
         await audit(
             session,

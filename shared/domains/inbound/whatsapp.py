@@ -90,6 +90,13 @@ def _epoch(value: Any) -> datetime | None:
         return None
 
 
+def _items(obj: dict[str, Any], key: str) -> list[Any]:
+    """``obj[key]`` when it is a list; an empty list for anything else (a verified body of an
+    unexpected shape is journaled, never a 500)."""
+    found = obj.get(key)
+    return found if isinstance(found, list) else []
+
+
 def _digest(value: Any) -> str:
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
@@ -113,7 +120,7 @@ def split(payload: Any) -> list[RawEvent]:
         if not isinstance(entry, dict):
             continue
         waba_id = str(entry["id"]) if entry.get("id") is not None else None
-        for change in entry.get("changes") or []:
+        for change in _items(entry, "changes"):
             if isinstance(change, dict):
                 events.extend(_change(change, waba_id, entry.get("time")))
     return events
@@ -143,7 +150,7 @@ def _change(change: dict[str, Any], waba_id: str | None, entry_time: Any) -> Ite
         )
         return
     if name == "user_preferences":
-        for item in value.get("user_preferences") or []:
+        for item in _items(value, "user_preferences"):
             if isinstance(item, dict):
                 key = ":".join(
                     str(item.get(k, "")) for k in ("wa_id", "category", "value", "timestamp")
@@ -151,7 +158,7 @@ def _change(change: dict[str, Any], waba_id: str | None, entry_time: Any) -> Ite
                 yield RawEvent(
                     f"preference:{number}:{key}",
                     USER_PREFERENCES,
-                    {"metadata": metadata, "contacts": value.get("contacts") or [], **item},
+                    {"metadata": metadata, "contacts": _items(value, "contacts"), **item},
                     _epoch(item.get("timestamp")),
                     number,
                     waba_id,
@@ -171,12 +178,12 @@ def _change(change: dict[str, Any], waba_id: str | None, entry_time: Any) -> Ite
 def _messages(
     value: dict[str, Any], metadata: dict[str, Any], number: str | None, waba_id: str | None
 ) -> Iterable[RawEvent]:
-    contacts = [c for c in value.get("contacts") or [] if isinstance(c, dict)]
-    for status in value.get("statuses") or []:
+    contacts = [c for c in _items(value, "contacts") if isinstance(c, dict)]
+    for status in _items(value, "statuses"):
         if not isinstance(status, dict) or not status.get("id"):
             continue
         key = f"status:{status['id']}:{status.get('status')}"
-        errors = status.get("errors") or []
+        errors = _items(status, "errors")
         if errors and isinstance(errors[0], dict) and errors[0].get("code") is not None:
             key += f":{errors[0]['code']}"
         yield RawEvent(
@@ -187,7 +194,7 @@ def _messages(
             number,
             waba_id,
         )
-    for message in value.get("messages") or []:
+    for message in _items(value, "messages"):
         if not isinstance(message, dict) or not message.get("id"):
             continue
         sender = message.get("from")

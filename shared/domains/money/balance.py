@@ -4,6 +4,7 @@ messages and the Pix codes all come through here, so they can never disagree."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.brazil.calendar import timezone_for
 from shared.domains.money import rules
 from shared.domains.money.fees import Balance, compute_balance
-from shared.models import CorrectionIndexRate, Customer, Installment, Payment
+from shared.models import CorrectionIndexRate, Customer, FeeRuleVersion, Installment, Payment
 
 
 def local_date(at: datetime, customer: Customer) -> date:
@@ -42,8 +43,11 @@ async def balance_of(
     as_of: date,
     *,
     exclude_payment_ids: frozenset[object] = frozenset(),
+    versions: Sequence[FeeRuleVersion] | None = None,
 ) -> Balance:
-    versions = await rules.versions(session, inst.tenant_id)
+    """``versions``: the tenant's fee-rule versions when the caller has them already."""
+    if versions is None:
+        versions = await rules.versions(session, inst.tenant_id)
     version = rules.in_force(versions, inst.due_date)
     payments = [
         (local_date(p.paid_at, customer), p.applied)
