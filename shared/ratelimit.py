@@ -12,6 +12,7 @@ exponentially growing periods once a threshold is passed.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -40,6 +41,54 @@ redis.call('SET', KEYS[1], string.format('%.17g', new_tat),
 return {1, math.floor((now - allow_at) / interval + 1e-9), '0'}
 """
 
+# KEYS[1]: the shared bucket; KEYS[2..]: optional per-unit buckets (one per unit).  ARGV: the
+# longest wait for the first slot (µs), the shared bucket's interval and burst, the per-unit
+# buckets' interval and burst, the number of units.  Units take consecutive slots of the shared
+# bucket; a unit whose own bucket does not conform at its slot is refused (and its slot stays
+# free).  Every booked bucket is charged as of the slot: TAT = max(TAT, slot) + interval.
+# Returns {booked (0/1), seconds to the first slot (or, when not booked, to when it would be
+# free), then each unit's seconds from now to its slot, '-' when refused}, as strings.
+_RESERVE = """
+local max_wait = tonumber(ARGV[1])
+local interval, burst = tonumber(ARGV[2]), tonumber(ARGV[3])
+local each_interval, each_burst = tonumber(ARGV[4]), tonumber(ARGV[5])
+local count = tonumber(ARGV[6])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local function fmt(us) return string.format('%.6f', us / 1000000) end
+local function charge(key, tat)
+  redis.call('SET', key, string.format('%.17g', tat),
+             'PX', math.max(1, math.ceil((tat - now) / 1000)))
+end
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local slot = math.max(now, tat + interval - interval * burst)
+if slot - now > max_wait then return {0, fmt(slot - now)} end
+local out = {1, fmt(slot - now)}
+for i = 1, count do
+  local own = KEYS[i + 1]
+  local ok = true
+  if own then
+    local own_tat = tonumber(redis.call('GET', own)) or now
+    if own_tat < now then own_tat = now end
+    if own_tat + each_interval - each_interval * each_burst > slot then
+      ok = false
+    else
+      charge(own, math.max(own_tat, slot) + each_interval)
+    end
+  end
+  if ok then
+    out[#out + 1] = fmt(slot - now)
+    tat = math.max(tat, slot) + interval
+    slot = math.max(now, tat + interval - interval * burst)
+  else
+    out[#out + 1] = '-'
+  end
+end
+charge(KEYS[1], tat)
+return out
+"""
+
 # KEYS[1]: failure count, KEYS[2]: lock.  ARGV: threshold, max lockout (s), quiet period (s).
 # Returns the lockout now in force, in seconds, as a string.
 _FAILURE = """
@@ -64,12 +113,24 @@ class Decision:
     retry_after_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Slots booked in a shared bucket (``booked``): each unit's seconds from now to its slot
+    (``None``: refused by the unit's own bucket).  ``wait_s`` is the wait for the first slot —
+    or, when nothing was booked, how long until the bucket has room."""
+
+    booked: bool
+    wait_s: float
+    slots: tuple[float | None, ...] = ()
+
+
 class RateLimiter:
     """Atomic, cross-process GCRA limits keyed by an arbitrary string."""
 
     def __init__(self, redis: aioredis.Redis, *, prefix: str = "quita:rl") -> None:
         self._prefix = prefix
         self._script = redis.register_script(_GCRA)
+        self._reserve = redis.register_script(_RESERVE)
 
     async def hit(self, key: str, *, rate: float, burst: int, cost: int = 1) -> Decision:
         """Spend ``cost`` units from ``key``'s bucket (``burst`` units, refilled at ``rate`` per
@@ -82,6 +143,46 @@ class RateLimiter:
             keys=[f"{self._prefix}:{key}"], args=[1_000_000 / rate, burst, cost]
         )
         return Decision(bool(allowed), int(remaining), float(retry))
+
+    async def reserve(
+        self,
+        key: str,
+        *,
+        rate: float,
+        burst: int = 1,
+        count: int = 1,
+        max_wait_s: float,
+        each: Sequence[str] = (),
+        each_rate: float = 1.0,
+        each_burst: int = 1,
+    ) -> Reservation:
+        """Book ``count`` consecutive slots of ``key``'s bucket if the first is at most
+        ``max_wait_s`` away; callers then wait for their slots.  Unlike :meth:`hit`, callers
+        queue in order instead of polling, so one bucket paces many workers evenly.  ``each``
+        names a bucket per unit (``count = len(each)``) that must also allow the unit at its
+        slot, e.g. a recipient's own limit; a unit it refuses gets no slot.  Nothing is booked
+        when the first slot is too far away."""
+        count = len(each) or count
+        for r, b in ((rate, burst), (each_rate, each_burst)):
+            if not (r > 0 and math.isfinite(r)) or b < 1:
+                raise ValueError("need a positive rate and burst >= 1")
+        answer = await self._reserve(
+            keys=[f"{self._prefix}:{k}" for k in (key, *each)],
+            args=[
+                max_wait_s * 1_000_000,
+                1_000_000 / rate,
+                burst,
+                1_000_000 / each_rate,
+                each_burst,
+                count,
+            ],
+        )
+        booked, wait, *slots = (v.decode() if isinstance(v, bytes) else v for v in answer)
+        return Reservation(
+            bool(int(booked)),
+            float(wait),
+            tuple(None if s == "-" else float(s) for s in slots),
+        )
 
 
 class FailureBackoff:
@@ -121,4 +222,4 @@ class FailureBackoff:
         await self._redis.delete(*self._keys(key))
 
 
-__all__ = ["Decision", "FailureBackoff", "RateLimiter"]
+__all__ = ["Decision", "FailureBackoff", "RateLimiter", "Reservation"]

@@ -34,21 +34,34 @@ NOTIFY_CHANNEL = "quita_outbox"
 # Redis lost or a worker died on); its row keeps the reason.
 MAX_DISPATCHES = 25
 
+# Due rows are claimed oldest first, but dispatched in turns across tenants: of the oldest
+# ``window`` due rows, each tenant's first job, then each one's second, and so on — so one
+# retailer's tens of thousands of reminders queued at 08:00 do not delay every other
+# retailer's behind them.
 _CLAIM = text(
     """
-    UPDATE outbox o SET dispatched_at = now(), dispatch_count = o.dispatch_count + 1
-    FROM (
-        SELECT id FROM outbox
+    WITH candidates AS (
+        SELECT id, tenant_id, not_before FROM outbox
         WHERE dispatched_at IS NULL AND done_at IS NULL AND failed_at IS NULL
           AND not_before <= now()
         ORDER BY not_before, id
-        LIMIT :limit
+        LIMIT :window
         FOR UPDATE SKIP LOCKED
-    ) due
+    ), due AS (
+        SELECT id, not_before,
+               row_number() OVER (PARTITION BY tenant_id ORDER BY not_before, id) AS turn
+        FROM candidates
+        ORDER BY turn, not_before, id
+        LIMIT :limit
+    )
+    UPDATE outbox o SET dispatched_at = now(), dispatch_count = o.dispatch_count + 1
+    FROM due
     WHERE o.id = due.id
-    RETURNING o.id, o.actor, o.queue, o.dispatch_count, o.correlation_id, o.tenant_id
+    RETURNING o.id, o.actor, o.queue, o.dispatch_count, o.correlation_id, o.tenant_id,
+              due.turn, due.not_before
     """
 )
+FAIRNESS_WINDOW = 10  # the turns are dealt over this many batches' worth of the oldest due rows
 
 _IN_FLIGHT = text(
     """
@@ -122,11 +135,19 @@ class Relay:
         """Dispatch up to one batch of due jobs; returns how many were dispatched."""
         ns = self.settings.queue_namespace
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(_CLAIM, {"limit": self.batch_size})).all()
+            rows = list(
+                (
+                    await conn.execute(
+                        _CLAIM,
+                        {"limit": self.batch_size, "window": self.batch_size * FAIRNESS_WINDOW},
+                    )
+                ).all()
+            )
             if not rows:
                 return 0
+            rows.sort(key=lambda r: (r.turn, r.not_before, r.id))  # RETURNING has no order
             pipe = self.redis.pipeline(transaction=False)
-            for job_id, actor, queue, dispatch_count, correlation_id, tenant_id in rows:
+            for job_id, actor, queue, dispatch_count, correlation_id, tenant_id, *_ in rows:
                 rid = redis_message_id(job_id, dispatch_count)
                 key = queue_key(ns, queue)
                 payload = encode_message(

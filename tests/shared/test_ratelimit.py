@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 import redis.asyncio as aioredis
@@ -129,3 +130,66 @@ async def test_reset_clears_the_lockout_and_the_count(redis: aioredis.Redis) -> 
 
     assert await backoff.locked_for("user:1") == 0
     assert await backoff.record_failure("user:1") == 0
+
+
+async def test_reservations_queue_callers_at_the_rate_instead_of_refusing(
+    redis: aioredis.Redis,
+) -> None:
+    limiter = RateLimiter(redis)
+
+    slots = [await limiter.reserve("number:1", rate=20, max_wait_s=0.5) for _ in range(5)]
+
+    assert all(s.booked for s in slots)
+    waits = [s.wait_s for s in slots]
+    assert waits[0] == 0 and slots[0].slots == (0.0,)
+    # each caller is booked one interval (50 ms) after the previous one, less the time it took
+    for earlier, later in itertools.pairwise(waits):
+        assert later - earlier == pytest.approx(0.05, abs=0.01)
+
+
+async def test_a_batch_takes_consecutive_slots_and_the_next_caller_queues_behind_it(
+    redis: aioredis.Redis,
+) -> None:
+    limiter = RateLimiter(redis)
+
+    batch = await limiter.reserve("number:2", rate=100, count=10, max_wait_s=1)
+    after = await limiter.reserve("number:2", rate=100, max_wait_s=1)
+
+    assert batch.booked and len(batch.slots) == 10
+    assert [round(s or 0, 2) for s in batch.slots] == [i / 100 for i in range(10)]
+    assert after.wait_s == pytest.approx(0.10, abs=0.01)
+
+
+async def test_a_slot_beyond_the_longest_wait_is_not_booked(redis: aioredis.Redis) -> None:
+    limiter = RateLimiter(redis)
+    assert (await limiter.reserve("number:3", rate=10, count=3, max_wait_s=0.25)).booked
+
+    refused = await limiter.reserve("number:3", rate=10, count=3, max_wait_s=0.25)
+    after = await limiter.reserve("number:3", rate=10, max_wait_s=1.0)
+
+    assert not refused.booked and refused.slots == ()
+    assert 0.25 < refused.wait_s <= 0.3
+    # the refusal booked nothing: the next caller gets the slot the refused one was offered
+    assert after.booked and after.wait_s == pytest.approx(refused.wait_s, abs=0.02)
+
+
+async def test_a_unit_its_own_bucket_refuses_gets_no_slot_and_holds_nobody_up(
+    redis: aioredis.Redis,
+) -> None:
+    limiter = RateLimiter(redis)
+    # a recipient may get 2 at once, then one per second
+    pair = {"each_rate": 1.0, "each_burst": 2}
+
+    first = await limiter.reserve(
+        "number:4", rate=100, max_wait_s=2, each=["pair:x", "pair:x", "pair:x", "pair:y"], **pair
+    )
+
+    assert first.booked
+    x1, x2, x3, y = first.slots
+    assert x3 is None  # the third to x in a row: refused by x's own bucket
+    assert x1 is not None and x2 is not None and y is not None
+    # ... and its slot went to the next unit: y follows x2 one interval later
+    assert y - x2 == pytest.approx(0.01, abs=0.005)
+    # x's own bucket stays spent whatever shared bucket asks next
+    elsewhere = await limiter.reserve("number:5", rate=100, max_wait_s=2, each=["pair:x"], **pair)
+    assert elsewhere.slots == (None,)

@@ -6,6 +6,8 @@ These tests commit: the worker runs on its own threads and event loop, with its 
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -243,3 +245,27 @@ async def test_a_job_not_yet_due_stays_in_postgres(
         await s.commit()
 
     assert await relay.drain() == 0
+
+
+async def test_the_relay_deals_due_jobs_in_turns_across_tenants(
+    committed: SessionMaker, settings: Settings, engine: AsyncEngine, redis: aioredis.Redis
+) -> None:
+    big, small = uuid.uuid4(), uuid.uuid4()
+    async with committed() as s:
+        # the big retailer's 30 jobs were queued first, the small one's 3 after them
+        for n in range(30):
+            await enqueue(s, "tests.effect", tenant_id=big, key=f"big-{n}")
+        for n in range(3):
+            await enqueue(s, "tests.effect", tenant_id=small, key=f"small-{n}")
+        await s.commit()
+
+    await Relay(settings, engine, redis, batch_size=8).drain()
+
+    key = queue_key(settings.queue_namespace, "default")
+    tenants = [
+        json.loads(await redis.hget(f"{key}.msgs", rid))["options"]["tenant_id"]
+        for rid in await redis.lrange(key, 0, -1)
+    ]
+    assert len(tenants) == 33
+    # the small retailer's jobs went out in the first turns, not after the big one's 30
+    assert [i for i, t in enumerate(tenants) if t == str(small)] == [1, 3, 5]
