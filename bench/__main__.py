@@ -10,6 +10,7 @@ from bench import (
     auth_throughput,
     balance_throughput,
     import_throughput,
+    intent_corpus,
     pipeline_throughput,
     planner_throughput,
     relay_throughput,
@@ -24,6 +25,7 @@ BENCHMARKS = {
     "whatsapp": whatsapp_throughput.run,
     "planner": planner_throughput.run,
     "pipeline": pipeline_throughput.run,
+    "intents": intent_corpus.run,
 }
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.domains.inbound import intents
+
 CREDITOR = "{{razao_social}}, CNPJ {{cnpj_empresa}}."
 ITEMIZED = (
     "Valor original: {{valor_original}}\n"
@@ -21,11 +23,12 @@ ITEMIZED = (
 PAYMENT = "Pix copia e cola: {{pix_copia_e_cola}}\nOu pague pelo link {{link_pagamento}} ."
 FOOTER = "Responda SAIR para não receber lembretes"
 
+# the payload of each quick reply is what the intent layer reads back when a debtor taps it
 QUICK_REPLIES = [
-    {"type": "QUICK_REPLY", "text": "Já paguei", "payload": "PAID"},
-    {"type": "QUICK_REPLY", "text": "Quero negociar", "payload": "NEGOTIATE"},
-    {"type": "QUICK_REPLY", "text": "Falar com atendente", "payload": "AGENT"},
-    {"type": "QUICK_REPLY", "text": "Não quero receber", "payload": "STOP"},
+    {"type": "QUICK_REPLY", "text": "Já paguei", "payload": intents.PAYLOAD_PAID},
+    {"type": "QUICK_REPLY", "text": "Quero negociar", "payload": intents.PAYLOAD_NEGOTIATE},
+    {"type": "QUICK_REPLY", "text": "Falar com atendente", "payload": intents.PAYLOAD_AGENT},
+    {"type": "QUICK_REPLY", "text": "Não quero receber", "payload": intents.PAYLOAD_STOP},
 ]
 
 
