@@ -13,6 +13,7 @@ from litestar.types import ControllerRouterHandler
 
 import shared.tasks  # noqa: F401
 from services.common.app import build_service
+from services.webhooks.receivers.sms import sms_router
 from services.webhooks.receivers.whatsapp import whatsapp_router
 from shared.config import Settings, get_settings
 from shared.db import SessionMaker
@@ -35,7 +36,7 @@ def create_app(
         process="webhooks",
         title="Quita webhooks",
         description="Receivers for provider callbacks (WhatsApp, SMS, Pix).",
-        route_handlers=[whatsapp_router, *extra_routes],
+        route_handlers=[whatsapp_router, sms_router, *extra_routes],
         max_body_bytes=settings.webhooks_max_body_bytes,
         sessionmaker=sessionmaker,
         redis=redis,

@@ -13,6 +13,13 @@ from shared.models.collections import (
     ContactAttemptItem,
     HoldKind,
 )
+from shared.models.conversation import (
+    Conversation,
+    ConversationMessage,
+    ConversationState,
+    MessageDirection,
+    OutboundStatus,
+)
 from shared.models.customer import Customer
 from shared.models.customer_phone import CustomerPhone, PhoneStatus
 from shared.models.data_import import DataImport, ImportError_, ImportRow, ImportStatus
@@ -46,6 +53,9 @@ __all__ = [
     "CollectionSettings",
     "ContactAttempt",
     "ContactAttemptItem",
+    "Conversation",
+    "ConversationMessage",
+    "ConversationState",
     "CorrectionIndexRate",
     "Customer",
     "CustomerPhone",
@@ -60,10 +70,12 @@ __all__ = [
     "Mandate",
     "MandateAction",
     "Membership",
+    "MessageDirection",
     "MessageTemplate",
     "OAuthAuthorizationCode",
     "OAuthClient",
     "OAuthRefreshToken",
+    "OutboundStatus",
     "OutboxJob",
     "Payment",
     "PhoneStatus",

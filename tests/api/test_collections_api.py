@@ -693,7 +693,10 @@ async def test_a_campaign_messages_every_reachable_customer_of_the_segment(
     jobs = list(
         await session.scalars(select(OutboxJob).where(OutboxJob.actor == "collections.send"))
     )
-    assert sorted(j.args["attempt_id"] for j in jobs) == sorted(str(a.id) for a in attempts)
+    # the campaign's messages share send jobs (one batch here)
+    assert sorted(i for j in jobs for i in j.args["attempt_ids"]) == sorted(
+        str(a.id) for a in attempts
+    )
     assert {j.not_before for j in jobs} == {a.planned_for for a in attempts}
     [event] = await _audit(session, "campaign.created")
     assert event.data["counts"] == campaign["counts"]
@@ -717,13 +720,16 @@ async def test_a_campaign_holds_back_do_not_contact_and_opted_out_customers(
     assert got["states"] == {"queued": 2, "skipped": 2}
     assert got["reasons"] == {"do_not_contact": 1, "opted_out": 1}
     held = (await shop.call("GET", "/v1/attempts", kind="campaign", state="skipped")).json()
+    listed_queued = (await shop.call("GET", "/v1/attempts", kind="campaign", state="queued")).json()
     assert {(a["customer_external_id"], a["reason"]) for a in held["items"]} == {
         ("C-3", "do_not_contact"),
         ("C-4", "opted_out"),
     }
     await use_scope(session, SYSTEM)
     jobs = await session.scalars(select(OutboxJob).where(OutboxJob.actor == "collections.send"))
-    assert len(list(jobs)) == 2  # nothing queued for the held ones
+    queued = [a["id"] for a in listed_queued["items"]]
+    # one send job for the two queued messages, nothing for the held ones
+    assert sorted(i for j in jobs for i in j.args["attempt_ids"]) == sorted(queued)
 
 
 async def test_a_campaign_counts_what_its_preview_counted(

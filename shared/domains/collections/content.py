@@ -9,12 +9,12 @@ figures go into the attempt's ``amounts`` as the evidence of what was asked.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.brazil.documents import format_document
@@ -24,7 +24,7 @@ from shared.domains.money import rules
 from shared.domains.money.balance import balance_of
 from shared.domains.money.fees import Balance
 from shared.domains.money.pixcodes import txid_for
-from shared.models import Customer, Installment, PixSettings, Tenant
+from shared.models import Customer, FeeRuleVersion, Installment, PixSettings, Tenant
 
 ZERO = Decimal("0")
 _PARTS = ("principal", "correction", "fine", "interest", "discount", "total")
@@ -53,11 +53,14 @@ async def compose(
     today: date,
     *,
     txid_of: uuid.UUID,
+    versions: Sequence[FeeRuleVersion],
+    pix_settings: PixSettings | None,
 ) -> Content:
     """The values of a message about ``installments`` (oldest first) on the debtor's ``today``;
-    ``txid_of`` names the Pix charge (the installment, or the attempt when several)."""
+    ``txid_of`` names the Pix charge (the installment, or the attempt when several).  The
+    tenant's fee-rule ``versions`` and ``pix_settings`` come from the caller (a send batch
+    reads them once)."""
     installments = sorted(installments, key=lambda i: (i.due_date, i.external_id))
-    versions = await rules.versions(session, tenant.id)
     balances: list[tuple[Installment, Balance]] = [
         (inst, await balance_of(session, inst, customer, today, versions=versions))
         for inst in installments
@@ -68,7 +71,7 @@ async def compose(
     if sums["discount"] > 0:
         version = rules.in_force(versions, lead.due_date)
         discount_until = lead.due_date - timedelta(days=version.discount_days_before_due)
-    pix = await _pix(session, tenant.id, sums["total"], txid_for(txid_of))
+    pix = _pix(pix_settings, sums["total"], txid_for(txid_of))
     first_name = customer.name.split()[0].title() if customer.name.strip() else ""
     values = {
         "primeiro_nome": first_name,
@@ -105,10 +108,7 @@ async def compose(
     return Content(values, amounts, sums["total"], sums["discount"], pix)
 
 
-async def _pix(
-    session: AsyncSession, tenant_id: uuid.UUID, total: Decimal, txid: str
-) -> str | None:
-    settings = await session.scalar(select(PixSettings).where(PixSettings.tenant_id == tenant_id))
+def _pix(settings: PixSettings | None, total: Decimal, txid: str) -> str | None:
     if settings is None or total <= 0:
         return None
     return encode_static(

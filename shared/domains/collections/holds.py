@@ -77,20 +77,29 @@ async def _validate_hold(
 
 
 async def cancel_unsent(
-    session: AsyncSession, customer: Customer, reason: str
+    session: AsyncSession,
+    customer: Customer,
+    reason: str,
+    *,
+    channel: str | None = None,
+    recipient: str | None = None,
 ) -> list[ContactAttempt]:
-    """Cancel the customer's messages that have not gone yet, recording why."""
-    rows = list(
-        await session.scalars(
-            select(ContactAttempt)
-            .where(
-                ContactAttempt.tenant_id == customer.tenant_id,
-                ContactAttempt.customer_id == customer.id,
-                ContactAttempt.state.in_(UNSENT),
-            )
-            .with_for_update()
+    """Cancel the customer's messages that have not gone yet — all of them, or those on one
+    ``channel`` or to one ``recipient`` — recording why."""
+    query = (
+        select(ContactAttempt)
+        .where(
+            ContactAttempt.tenant_id == customer.tenant_id,
+            ContactAttempt.customer_id == customer.id,
+            ContactAttempt.state.in_(UNSENT),
         )
+        .with_for_update()
     )
+    if channel is not None:
+        query = query.where(ContactAttempt.channel == channel)
+    if recipient is not None:
+        query = query.where(ContactAttempt.recipient == recipient)
+    rows = list(await session.scalars(query))
     for attempt in rows:
         attempt.state = next_state(AttemptState(attempt.state), AttemptState.CANCELLED)
         attempt.reason = reason

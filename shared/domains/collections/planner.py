@@ -53,6 +53,7 @@ log = structlog.get_logger("quita.collections.planner")
 NO_CALL_LIST_GRACE_DAYS = 30  # Procon-SP: the block holds from the 30th day after enrolment
 LOOK_BACK_DAYS = 31  # steps missed for longer than this are no longer even recorded
 _CHUNK = 1000
+SEND_BATCH_SIZE = 25  # attempts per send job: what they share is read once, their calls overlap
 
 
 @dataclass(frozen=True, slots=True)
@@ -615,14 +616,19 @@ async def _write(session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[Row
             _INSERT_ITEMS,
             {"tenant": tenant_id, "attempts": a_ids, "installments": i_ids, "steps": s_ids},
         )
-    # each queued attempt's send job, due at its instant, in the same transaction
+    # the queued attempts' send jobs, in the same transaction: those due at the same instant
+    # share jobs of up to SEND_BATCH_SIZE (a send job reads what its attempts share once)
+    due: dict[datetime, list[str]] = defaultdict(list)
+    for a in attempts:
+        if a["state"] == AttemptState.QUEUED:
+            due[a["planned_for"]].append(str(a["id"]))
     await enqueue_many(
         session,
         "collections.send",
         [
-            (tenant_id, a["planned_for"], {"attempt_id": str(a["id"])})
-            for a in attempts
-            if a["state"] == AttemptState.QUEUED
+            (tenant_id, when, {"attempt_ids": ids[start : start + SEND_BATCH_SIZE]})
+            for when, ids in due.items()
+            for start in range(0, len(ids), SEND_BATCH_SIZE)
         ],
     )
 

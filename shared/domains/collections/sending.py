@@ -1,18 +1,26 @@
-"""Sending one contact attempt: never twice, never lost (DESIGN rule 4).
+"""Sending contact attempts: never twice, never lost (DESIGN rule 4).
 
-The ``collections.send`` job, for an attempt in ``queued``:
+The ``collections.send`` job sends a batch of one tenant's queued attempts (the planner puts up
+to ``SEND_BATCH_SIZE`` of them in a job; "send now", fallbacks and the sweeper send one).  A batch
+reads what its attempts share once — the retailer, its settings, channels, templates, fee rules
+and Pix key — and then, for each attempt:
 
 1. re-checks, right before sending, what may have changed since planning — paid or
    renegotiated installments (nothing left: ``cancelled``), do-not-contact, opt-outs, holds,
-   prescription (> 5 years), the phone's status, the contact window (outside it: wait);
-2. computes the balances as of the debtor's today and renders the template;
-3. takes a token from the number's rate bucket in Redis (shared by every worker);
-4. marks the attempt ``sending`` and **commits** — from here on a crash cannot lead to a blind
-   resend: a job that finds its attempt ``sending`` marks it ``unknown``, and the provider's
-   status webhook (which carries our attempt id) settles it;
-5. calls the provider and records the outcome: ``sent`` with the provider's id; a retry (back to
-   ``queued``) only for errors that prove nothing was sent; ``unknown`` when it may have been;
-   ``failed`` otherwise, with the step's fallback channel queued when the error calls for it.
+   prescription (> 5 years), the phone's status, the contact window (outside it: a new job
+   waits for the next allowed instant);
+2. computes the balances as of the debtor's today and renders the template; all of that is
+   committed while the attempts are still ``queued``;
+3. reserves a slot in the number's rate bucket in Redis (shared by every worker, with the
+   recipient's pair limit), waits for it, and only then marks the attempt ``sending`` and
+   **commits** — from here on a crash cannot lead to a blind resend: a job that finds its
+   attempt ``sending`` marks it ``unknown``, and the provider's status webhook (which carries
+   our attempt id) settles it.  Marking each attempt just before its own call keeps that
+   window to one round trip, however large the batch;
+4. calls the provider (the batch's calls run concurrently) and records the outcomes: ``sent``
+   with the provider's id; a retry (back to ``queued``, in a new job) only for errors that
+   prove nothing was sent; ``unknown`` when it may have been; ``failed`` otherwise, with the
+   step's fallback channel queued when the error calls for it.
 """
 
 from __future__ import annotations
@@ -20,12 +28,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import clock
@@ -33,8 +44,10 @@ from shared.domains.channels import senders, templating
 from shared.domains.collections import cadences
 from shared.domains.collections.attempts import next_state
 from shared.domains.collections.content import Content, compose
-from shared.domains.collections.planner import phone_block_reason
+from shared.domains.collections.planner import SEND_BATCH_SIZE, phone_block_reason
 from shared.domains.collections.window import place_of
+from shared.domains.inbound import sms as sms_webhooks
+from shared.domains.money import rules
 from shared.integrations.errors import ProviderError
 from shared.models import (
     AttemptState,
@@ -46,8 +59,10 @@ from shared.models import (
     ContactAttemptItem,
     Customer,
     CustomerPhone,
+    FeeRuleVersion,
     Installment,
     MessageTemplate,
+    PixSettings,
     TemplateStatus,
     Tenant,
 )
@@ -59,9 +74,12 @@ S = AttemptState
 OPEN = ("open", "partially_paid")
 PRESCRIPTION_YEARS = 5  # CC art. 206 §5 I: a debt in a written instrument prescribes in 5 years
 SHORT_WAIT_S = 2.0  # a rate-limit wait this short is slept in place; longer ones reschedule
-# Meta's 80 msg/s is counted by Meta's clock; a margin keeps network jitter from bunching
-# our sends into more than 80 in one of its seconds.
-THROUGHPUT_MARGIN = 0.9
+LATE_S = 0.1  # a message this late for its slot is booked again rather than sent in a bunch
+MAX_REBOOKS = 3  # per batch: a loop too busy even for that sends late rather than spin
+# Meta's 80 msg/s is counted over any second by Meta's clock; our sends leave at their booked
+# slots plus whatever a busy event loop and the network add, which can bunch them.  A 20 %
+# margin absorbs up to ~200 ms of such delay without a single 130429.
+THROUGHPUT_MARGIN = 0.8
 PAIR_RATE, PAIR_BURST = 1 / 6, 45  # contract §4.2: ~1 message per 6 s to one user, bursts of 45
 DISCOUNT_KEYS = {"lembrete_d3": "lembrete_d3_desconto"}
 REVIEW_WAIT_S = 60.0
@@ -83,18 +101,33 @@ def attempt_of_callback(value: str | None) -> uuid.UUID | None:
 
 
 @job("collections.send", queue="send", max_attempts=8, min_backoff_s=5.0)
-async def send(ctx: JobContext, *, attempt_id: str) -> None:
-    await send_attempt(ctx.session, uuid.UUID(attempt_id), now=clock.now())
+async def send(
+    ctx: JobContext, *, attempt_ids: Sequence[str] = (), attempt_id: str | None = None
+) -> None:
+    ids = [*attempt_ids, *([attempt_id] if attempt_id else [])]
+    await send_batch(ctx.session, [uuid.UUID(i) for i in ids], now=clock.now())
 
 
 async def enqueue_send(session: AsyncSession, attempt: ContactAttempt) -> None:
-    await enqueue(
-        session,
-        send,
-        tenant_id=attempt.tenant_id,
-        not_before=attempt.planned_for,
-        attempt_id=str(attempt.id),
-    )
+    await enqueue_sends(session, attempt.tenant_id, [attempt.id], attempt.planned_for)
+
+
+async def enqueue_sends(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    attempt_ids: Sequence[uuid.UUID],
+    not_before: datetime | None,
+) -> None:
+    """The send jobs of ``attempt_ids`` (one tenant's), ``SEND_BATCH_SIZE`` attempts per job."""
+    for start in range(0, len(attempt_ids), SEND_BATCH_SIZE):
+        chunk = attempt_ids[start : start + SEND_BATCH_SIZE]
+        await enqueue(
+            session,
+            send,
+            tenant_id=tenant_id,
+            not_before=not_before,
+            attempt_ids=[str(i) for i in chunk],
+        )
 
 
 def _move(attempt: ContactAttempt, to: AttemptState, reason: str | None = None) -> None:
@@ -110,53 +143,62 @@ def _decide(attempt: ContactAttempt, rule: str, **details: Any) -> None:
     attempt.decisions = [*attempt.decisions, {"rule": rule, "at_send": True, **details}]
 
 
+@dataclass(frozen=True, slots=True)
+class Later:
+    """The attempt cannot go now but will: a new send job at ``at``."""
+
+    at: datetime
+    reason: str
+
+
 async def send_attempt(
     session: AsyncSession, attempt_id: uuid.UUID, *, now: datetime | None = None
 ) -> AttemptState | None:
-    """Run the attempt's send once; its state afterwards (``None``: no such attempt)."""
-    attempt = await session.scalar(
-        select(ContactAttempt).where(ContactAttempt.id == attempt_id).with_for_update()
+    """Send one attempt (a batch of one); its state afterwards (``None``: no such attempt)."""
+    return (await send_batch(session, [attempt_id], now=now)).get(attempt_id)
+
+
+async def send_batch(
+    session: AsyncSession, attempt_ids: Sequence[uuid.UUID], *, now: datetime | None = None
+) -> dict[uuid.UUID, AttemptState]:
+    """Run the sends of one tenant's attempts once; their states afterwards."""
+    attempts = list(
+        await session.scalars(
+            select(ContactAttempt)
+            .where(ContactAttempt.id.in_(attempt_ids))
+            .order_by(ContactAttempt.id)
+            .with_for_update()
+        )
     )
-    if attempt is None:
-        return None
-    if attempt.state == S.SENDING:
-        # A previous run committed "sending" and never recorded the outcome (a crash, a lost
-        # connection): the message may be out.  Never resend; the status webhook will tell.
-        _move(attempt, S.UNKNOWN, "outcome_lost")
-        await session.flush()
-        log.warning("collections.outcome_lost", attempt_id=str(attempt.id))
-        return attempt.state
-    if attempt.state != S.QUEUED:
-        return attempt.state  # done, cancelled or skipped already
     now = now or clock.now()
-    prepared = await _prepare(session, attempt, now)
-    if prepared is None:
-        await session.flush()
-        return attempt.state
-    await _take_token(prepared)
-    _move(attempt, S.SENDING)
-    attempt.tries += 1
-    await session.commit()  # the point of no blind return: see the module's docstring
-    try:
-        sent = await prepared.deliver()
-    except ProviderError as exc:
-        await session.refresh(attempt, with_for_update=True)
-        if _current(attempt) == S.SENDING:
-            await _failed(session, attempt, prepared, exc)
-        return attempt.state
-    # a status webhook may have moved the attempt on while the call was answered
-    await session.refresh(attempt, with_for_update=True)
-    if _current(attempt) == S.SENDING:
-        _move(attempt, S.SENT)
-    attempt.provider_message_id = attempt.provider_message_id or sent.provider_message_id
-    await session.flush()
-    log.info("collections.sent", attempt_id=str(attempt.id), channel=attempt.channel)
-    return attempt.state
-
-
-def _current(attempt: ContactAttempt) -> AttemptState:
-    """The attempt's state as last read (a function, so a refresh is not narrowed away)."""
-    return attempt.state
+    queued = [a for a in attempts if a.state == S.QUEUED]
+    channels = await _channels(session, queued)
+    await _check_room(channels, queued)
+    for attempt in attempts:
+        if attempt.state == S.SENDING:
+            # A previous run committed "sending" and never recorded the outcome (a crash, a
+            # lost connection): the message may be out.  Never resend; the webhook will tell.
+            _move(attempt, S.UNKNOWN, "outcome_lost")
+            log.warning("collections.outcome_lost", attempt_id=str(attempt.id))
+    ready: list[Prepared] = []
+    later: dict[datetime, list[ContactAttempt]] = defaultdict(list)
+    if queued:
+        shared = await _Shared.load(session, queued, now, channels)
+        for attempt in queued:
+            outcome = await _prepare(session, shared, attempt, now)
+            if isinstance(outcome, Later):
+                attempt.planned_for = outcome.at
+                later[outcome.at].append(attempt)
+            elif outcome is not None:
+                ready.append(outcome)
+    for at, waiting in later.items():
+        await enqueue_sends(session, waiting[0].tenant_id, [a.id for a in waiting], at)
+    # what was decided and computed is kept; the row locks go, so a payment or a webhook is
+    # never held up by the provider calls below
+    await session.commit()
+    if ready:
+        await _deliver_all(session, ready)
+    return {a.id: a.state for a in attempts}
 
 
 class Prepared:
@@ -194,7 +236,12 @@ class Prepared:
             )
         if self.channel.kind == "sms":
             text = templating.render_jinja(row.body, values)
-            return await senders.send_sms(self.channel, a.recipient, text, status_callback=None)
+            return await senders.send_sms(
+                self.channel,
+                a.recipient,
+                text,
+                status_callback=sms_webhooks.status_callback_url(self.channel, attempt_id=a.id),
+            )
         return await senders.send_email(
             self.channel,
             a.recipient,
@@ -211,38 +258,142 @@ class Prepared:
         return templating.render_jinja(row.body, values)
 
 
+@dataclass(slots=True)
+class _Shared:
+    """What the attempts of one batch share, read once: the retailer's data, and each
+    customer's, installments, holds and phones in one query apiece."""
+
+    tenant: Tenant | None
+    settings: CollectionSettings | None
+    channels: list[Channel]  # active and paused, oldest first
+    templates: dict[str, list[MessageTemplate]]  # by channel kind
+    versions: list[FeeRuleVersion]
+    pix: PixSettings | None
+    customers: dict[uuid.UUID, Customer]
+    installments: dict[uuid.UUID, list[Installment]]  # open ones, by attempt
+    holds: dict[uuid.UUID, list[tuple[uuid.UUID | None, str]]]  # by customer
+    phones: dict[tuple[uuid.UUID, str], CustomerPhone] = field(default_factory=dict)
+
+    @classmethod
+    async def load(
+        cls,
+        session: AsyncSession,
+        attempts: Sequence[ContactAttempt],
+        now: datetime,
+        channels: list[Channel],
+    ) -> _Shared:
+        tenant_id = attempts[0].tenant_id
+        customer_ids = {a.customer_id for a in attempts}
+        kinds = {a.channel for a in attempts}
+        templates: dict[str, list[MessageTemplate]] = defaultdict(list)
+        for row in await session.scalars(
+            select(MessageTemplate).where(
+                MessageTemplate.tenant_id == tenant_id, MessageTemplate.channel_kind.in_(kinds)
+            )
+        ):
+            templates[row.channel_kind].append(row)
+        installments: dict[uuid.UUID, list[Installment]] = defaultdict(list)
+        for attempt_id, inst in await session.execute(
+            select(ContactAttemptItem.attempt_id, Installment)
+            .join(Installment, ContactAttemptItem.installment_id == Installment.id)
+            .where(
+                ContactAttemptItem.attempt_id.in_([a.id for a in attempts]),
+                Installment.status.in_(OPEN),
+            )
+        ):
+            installments[attempt_id].append(inst)
+        holds: dict[uuid.UUID, list[tuple[uuid.UUID | None, str]]] = defaultdict(list)
+        for customer_id, installment_id, kind in await session.execute(
+            select(
+                CollectionHold.customer_id, CollectionHold.installment_id, CollectionHold.kind
+            ).where(
+                CollectionHold.customer_id.in_(customer_ids),
+                CollectionHold.released_at.is_(None),
+                (CollectionHold.until.is_(None)) | (CollectionHold.until > now),
+            )
+        ):
+            holds[customer_id].append((installment_id, kind))
+        phones = {
+            (p.customer_id, p.number): p
+            for p in await session.scalars(
+                select(CustomerPhone).where(CustomerPhone.customer_id.in_(customer_ids))
+            )
+        }
+        return cls(
+            tenant=await session.get(Tenant, tenant_id),
+            settings=await session.get(CollectionSettings, tenant_id),
+            channels=channels,
+            templates=templates,
+            versions=await rules.versions(session, tenant_id),
+            pix=await session.scalar(select(PixSettings).where(PixSettings.tenant_id == tenant_id)),
+            customers={
+                c.id: c
+                for c in await session.scalars(
+                    select(Customer).where(Customer.id.in_(customer_ids))
+                )
+            },
+            installments=installments,
+            holds=holds,
+            phones=phones,
+        )
+
+    def channel(self, kind: str, status: ChannelStatus) -> Channel | None:
+        return next((c for c in self.channels if c.kind == kind and c.status == status), None)
+
+
+async def _channels(session: AsyncSession, attempts: Sequence[ContactAttempt]) -> list[Channel]:
+    """The tenant's active and paused channels of the attempts' kinds, oldest first."""
+    if not attempts:
+        return []
+    return list(
+        await session.scalars(
+            select(Channel)
+            .where(
+                Channel.tenant_id == attempts[0].tenant_id,
+                Channel.kind.in_({a.channel for a in attempts}),
+                Channel.status.in_([ChannelStatus.ACTIVE, ChannelStatus.PAUSED]),
+            )
+            .order_by(Channel.created_at)
+        )
+    )
+
+
+def _bucket(channel: Channel) -> tuple[str, float]:
+    """The number's bucket in Redis and the rate we hold it to."""
+    rate = float(channel.config.get("throughput_per_s") or 80) * THROUGHPUT_MARGIN
+    return f"wa:{channel.config['phone_number_id']}", rate
+
+
+async def _check_room(channels: list[Channel], queued: Sequence[ContactAttempt]) -> None:
+    """A batch for a number already booked beyond a short wait goes back to the queue before
+    any work is done, so a worker's threads turn to other retailers' batches meanwhile."""
+    number = next((c for c in channels if c.kind == "whatsapp" and c.status == "active"), None)
+    if number is None or not any(a.channel == "whatsapp" for a in queued):
+        return
+    key, rate = _bucket(number)
+    peek = await senders.clients().limiter.hit(key, rate=rate, burst=1, cost=0)
+    if peek.retry_after_s > SHORT_WAIT_S:
+        raise RetryLater(peek.retry_after_s, "the number is busy")
+
+
 async def _prepare(
-    session: AsyncSession, attempt: ContactAttempt, now: datetime
-) -> Prepared | None:
+    session: AsyncSession, shared: _Shared, attempt: ContactAttempt, now: datetime
+) -> Prepared | Later | None:
     """Re-check governance and build the message; ``None`` when it must not go (the attempt
-    is moved and the reason recorded) — or ``RetryLater`` outside the contact window."""
-    customer = await session.get(Customer, attempt.customer_id)
-    tenant = await session.get(Tenant, attempt.tenant_id)
+    is moved and the reason recorded), ``Later`` when it must wait."""
+    customer = shared.customers.get(attempt.customer_id)
+    tenant = shared.tenant
     if customer is None or tenant is None:
         _move(attempt, S.CANCELLED, "customer_gone")
         return None
-    installments = list(
-        await session.scalars(
-            select(Installment)
-            .join(ContactAttemptItem, ContactAttemptItem.installment_id == Installment.id)
-            .where(ContactAttemptItem.attempt_id == attempt.id, Installment.status.in_(OPEN))
-        )
-    )
+    installments = shared.installments.get(attempt.id, [])
     if not installments:
         _move(attempt, S.CANCELLED, "nothing_due")
         return None
     if customer.do_not_contact:
         _move(attempt, S.SKIPPED, "do_not_contact")
         return None
-    holds = list(
-        await session.execute(
-            select(CollectionHold.installment_id, CollectionHold.kind).where(
-                CollectionHold.customer_id == attempt.customer_id,
-                CollectionHold.released_at.is_(None),
-                (CollectionHold.until.is_(None)) | (CollectionHold.until > now),
-            )
-        )
-    )
+    holds = shared.holds.get(customer.id, [])
     customer_hold = next((kind for item, kind in holds if item is None), None)
     if customer_hold is not None:
         _move(attempt, S.SKIPPED, f"hold_{customer_hold}")
@@ -262,39 +413,17 @@ async def _prepare(
     if attempt.channel in customer.opted_out:
         _move(attempt, S.SKIPPED, "opted_out")
         return None
-    if attempt.channel != "email" and not await _phone_usable(session, attempt, today):
+    if attempt.channel != "email" and not _phone_usable(shared, attempt, today):
         return None
-    settings = await session.get(CollectionSettings, attempt.tenant_id)
-    window = cadences.window_of(settings)
-    when = window.next_allowed(now, place)
+    when = cadences.window_of(shared.settings).next_allowed(now, place)
     if when > now:
         _decide(attempt, "contact_window", until=when.isoformat())
-        attempt.planned_for = when
-        await session.flush()
-        await session.commit()
-        raise RetryLater((when - now).total_seconds(), "outside the contact window")
-    channel = await session.scalar(
-        select(Channel)
-        .where(
-            Channel.tenant_id == attempt.tenant_id,
-            Channel.kind == attempt.channel,
-            Channel.status == ChannelStatus.ACTIVE,
-        )
-        .order_by(Channel.created_at)
-        .limit(1)
-    )
+        return Later(when, "outside the contact window")
+    channel = shared.channel(attempt.channel, ChannelStatus.ACTIVE)
     if channel is None:
-        paused = await session.scalar(
-            select(Channel.id)
-            .where(
-                Channel.tenant_id == attempt.tenant_id,
-                Channel.kind == attempt.channel,
-                Channel.status == ChannelStatus.PAUSED,
-            )
-            .limit(1)
-        )
-        if paused is not None:  # the retailer paused it: wait for the resume
-            raise RetryLater(PAUSED_WAIT_S, "channel paused")
+        if shared.channel(attempt.channel, ChannelStatus.PAUSED) is not None:
+            # the retailer paused it: wait for the resume
+            return Later(now + timedelta(seconds=PAUSED_WAIT_S), "channel paused")
         return await _fall_back_or(session, attempt, "no_channel")
     content = await compose(
         session,
@@ -303,14 +432,14 @@ async def _prepare(
         live,
         today,
         txid_of=live[0].id if len(live) == 1 else attempt.id,
+        versions=shared.versions,
+        pix_settings=shared.pix,
     )
-    template = await _template(session, attempt, content)
+    template = _template(shared.templates.get(attempt.channel, []), attempt, content)
     if template is not None and template.status == TemplateStatus.PENDING:
         # under the provider's review (minutes, at most a day): wait for the verdict
         _decide(attempt, "template_in_review", template=template.name)
-        await session.flush()
-        await session.commit()
-        raise RetryLater(REVIEW_WAIT_S, "template under review")
+        return Later(now + timedelta(seconds=REVIEW_WAIT_S), "template under review")
     if template is None or template.status != TemplateStatus.APPROVED:
         return await _fall_back_or(session, attempt, "template_not_approved")
     prepared = Prepared(attempt, channel, template, content)
@@ -327,13 +456,8 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
-async def _phone_usable(session: AsyncSession, attempt: ContactAttempt, today: date) -> bool:
-    phone = await session.scalar(
-        select(CustomerPhone).where(
-            CustomerPhone.customer_id == attempt.customer_id,
-            CustomerPhone.number == attempt.recipient,
-        )
-    )
+def _phone_usable(shared: _Shared, attempt: ContactAttempt, today: date) -> bool:
+    phone = shared.phones.get((attempt.customer_id, attempt.recipient or ""))
     if phone is None or not phone.active:
         reason: str | None = "phone_removed"
     else:
@@ -344,22 +468,13 @@ async def _phone_usable(session: AsyncSession, attempt: ContactAttempt, today: d
     return True
 
 
-async def _template(
-    session: AsyncSession, attempt: ContactAttempt, content: Content
+def _template(
+    rows: Sequence[MessageTemplate], attempt: ContactAttempt, content: Content
 ) -> MessageTemplate | None:
-    rows = {
-        (row.name, row.key): row
-        for row in await session.scalars(
-            select(MessageTemplate).where(
-                MessageTemplate.tenant_id == attempt.tenant_id,
-                MessageTemplate.channel_kind == attempt.channel,
-            )
-        )
-    }
-    chosen = next((r for (name, _), r in rows.items() if name == attempt.template_name), None)
+    chosen = next((r for r in rows if r.name == attempt.template_name), None)
     if chosen is not None and content.discount > 0 and chosen.key in DISCOUNT_KEYS:
         # the D-3 reminder with the early-payment discount, when the fee rule offers one
-        swap = next((r for (_, key), r in rows.items() if key == DISCOUNT_KEYS[chosen.key]), None)
+        swap = next((r for r in rows if r.key == DISCOUNT_KEYS[chosen.key]), None)
         if swap is not None and swap.status == TemplateStatus.APPROVED:
             chosen = swap
     return chosen
@@ -432,40 +547,165 @@ async def queue_fallback(session: AsyncSession, attempt: ContactAttempt) -> Cont
     return fallback
 
 
-async def _take_token(prepared: Prepared) -> None:
-    """Wait for the number's throughput (and the recipient's pair limit) in the shared bucket;
-    a short wait is slept here, a long one reschedules the job."""
-    channel = prepared.channel
-    if channel.kind != "whatsapp":
-        return
-    limiter = senders.clients().limiter
+# --- the calls ---------------------------------------------------------------------------------
+
+_MARK_SENDING = text(
+    """UPDATE contact_attempts
+          SET state = :sending, sending_at = now(), tries = tries + 1, updated_at = now()
+        WHERE id = :id AND state = :queued"""
+)
+
+
+_Due = tuple[float, int, Prepared]  # (loop time of the slot, order, message)
+
+
+async def _deliver_all(session: AsyncSession, ready: list[Prepared]) -> None:
+    """Book the batch's slots in its number's bucket; at each message's slot mark it
+    ``sending`` (committed) and call the provider — the calls overlap — then record every
+    outcome in one transaction.
+
+    A message that reaches its slot more than ``LATE_S`` late (a busy event loop) is not sent
+    late: the rest are booked again, since sending them at once would bunch them with the next
+    batch's slots into more than the number's rate in one second."""
+    loop = asyncio.get_running_loop()
+    deferred: dict[float, list[Prepared]] = defaultdict(list)
+    due: list[_Due] = [
+        (loop.time(), index, p) for index, p in enumerate(ready) if p.channel.kind != "whatsapp"
+    ]
+    due += await _book([p for p in ready if p.channel.kind == "whatsapp"], len(ready), deferred)
+    due.sort(key=lambda d: (d[0], d[1]))
+    calls: list[tuple[Prepared, asyncio.Task[senders.Sent]]] = []
+    rebooked = 0
+    while due:
+        at, order, prepared = due[0]
+        late = loop.time() - at > LATE_S
+        if late and prepared.channel.kind == "whatsapp" and rebooked < MAX_REBOOKS:
+            rebooked += 1
+            rest = [d for d in due if d[2].channel.kind == "whatsapp"]
+            due = [d for d in due if d[2].channel.kind != "whatsapp"]
+            due += await _book([p for _, _, p in rest], order, deferred)
+            due.sort(key=lambda d: (d[0], d[1]))
+            continue
+        due.pop(0)
+        if (wait := at - loop.time()) > 0:
+            await asyncio.sleep(wait)
+        marked = await session.execute(
+            _MARK_SENDING,
+            {
+                "id": prepared.attempt.id,
+                "sending": next_state(S.QUEUED, S.SENDING),
+                "queued": S.QUEUED,
+            },
+        )
+        await session.commit()  # the point of no blind return: see the module's docstring
+        if not marked.rowcount:  # type: ignore[attr-defined]
+            continue  # cancelled (a payment, an opt-out) since it was prepared
+        calls.append((prepared, asyncio.create_task(prepared.deliver())))
+    results = await asyncio.gather(*(task for _, task in calls), return_exceptions=True)
+    await _record(session, [p for p, _ in calls], results)
+    for delay_s, waiting in deferred.items():
+        await _defer(session, waiting, clock.now() + timedelta(seconds=delay_s))
+
+
+async def _book(
+    whatsapp: list[Prepared], order: int, deferred: dict[float, list[Prepared]]
+) -> list[_Due]:
+    """Consecutive slots in the number's bucket for ``whatsapp`` (one tenant's: one number),
+    each recipient's pair limit allowing; what gets no slot soon is added to ``deferred``."""
+    if not whatsapp:
+        return []
+    channel = whatsapp[0].channel
+    key, rate = _bucket(channel)
     number = channel.config["phone_number_id"]
-    rate = float(channel.config.get("throughput_per_s") or 80) * THROUGHPUT_MARGIN
-    checks = (
-        (f"wa:{number}", rate, 1),
-        (f"wa-pair:{number}:{prepared.attempt.recipient}", PAIR_RATE, PAIR_BURST),
+    start = asyncio.get_running_loop().time()
+    booking = await senders.clients().limiter.reserve(
+        key,
+        rate=rate,
+        max_wait_s=SHORT_WAIT_S,
+        each=[f"wa-pair:{number}:{p.attempt.recipient}" for p in whatsapp],
+        each_rate=PAIR_RATE,
+        each_burst=PAIR_BURST,
     )
-    for key, per_s, burst in checks:
-        while True:
-            decision = await limiter.hit(key, rate=per_s, burst=burst)
-            if decision.allowed:
-                break
-            if decision.retry_after_s > SHORT_WAIT_S:
-                raise RetryLater(decision.retry_after_s, "rate limit")
-            await asyncio.sleep(decision.retry_after_s)
+    if not booking.booked:  # other batches took the room: later
+        deferred[booking.wait_s] += whatsapp
+        return []
+    due: list[_Due] = []
+    for index, (prepared, slot) in enumerate(zip(whatsapp, booking.slots, strict=True)):
+        if slot is None:  # this recipient had too many messages of late
+            deferred[1 / PAIR_RATE].append(prepared)
+        else:
+            due.append((start + slot, order + index, prepared))
+    return due
+
+
+async def _defer(session: AsyncSession, waiting: list[Prepared], at: datetime) -> None:
+    """Messages the bucket had no room for: still ``queued``, in a job at ``at``."""
+    attempts = [p.attempt for p in waiting]
+    await session.execute(
+        update(ContactAttempt)
+        .where(ContactAttempt.id.in_([a.id for a in attempts]), ContactAttempt.state == S.QUEUED)
+        .values(planned_for=at)
+    )
+    await enqueue_sends(session, attempts[0].tenant_id, [a.id for a in attempts], at)
+    await session.flush()
+
+
+async def _record(
+    session: AsyncSession, called: list[Prepared], results: Sequence[senders.Sent | BaseException]
+) -> None:
+    """The outcome of each call, on the attempt as it is now (a status webhook may have moved
+    it on while the call was answered)."""
+    if not called:
+        return
+    current = {
+        a.id: a
+        for a in await session.scalars(
+            select(ContactAttempt)
+            .where(ContactAttempt.id.in_([p.attempt.id for p in called]))
+            .order_by(ContactAttempt.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
+    later: dict[datetime, list[uuid.UUID]] = defaultdict(list)
+    for prepared, result in zip(called, results, strict=True):
+        attempt = current[prepared.attempt.id]
+        if isinstance(result, ProviderError):
+            if attempt.state == S.SENDING:
+                at = await _failed(session, attempt, prepared, result)
+                if at is not None:
+                    later[at].append(attempt.id)
+            continue
+        if isinstance(result, BaseException):
+            # not the provider's answer: a bug or a cancelled task — the message may be out
+            if attempt.state == S.SENDING:
+                _move(attempt, S.UNKNOWN, "send_error")
+            log.error(
+                "collections.send_error",
+                attempt_id=str(attempt.id),
+                exc_info=(type(result), result, result.__traceback__),
+            )
+            continue
+        if attempt.state == S.SENDING:
+            _move(attempt, S.SENT)
+        attempt.provider_message_id = attempt.provider_message_id or result.provider_message_id
+        log.info("collections.sent", attempt_id=str(attempt.id), channel=attempt.channel)
+    for at, ids in later.items():
+        await enqueue_sends(session, current[ids[0]].tenant_id, ids, at)
+    await session.flush()
 
 
 async def _failed(
     session: AsyncSession, attempt: ContactAttempt, prepared: Prepared, exc: ProviderError
-) -> None:
-    """Record a refused or lost call; retry only what proves nothing was sent."""
+) -> datetime | None:
+    """Record a refused or lost call; retry only what proves nothing was sent (the instant of
+    the retry is returned)."""
     attempt.error_class = str(exc.error_class)
     attempt.error_code = getattr(exc, "code", None) or getattr(exc, "smtp_code", None)
     if exc.maybe_sent:
         _move(attempt, S.UNKNOWN, "maybe_sent")
-        await session.flush()
         log.warning("collections.maybe_sent", attempt_id=str(attempt.id))
-        return
+        return None
     advice = exc.advice(attempt.tries - 1)
     if advice.stop_channel:
         await session.execute(
@@ -475,12 +715,10 @@ async def _failed(
         )
     if advice.retry and advice.delay_s is not None:
         _move(attempt, S.QUEUED, str(exc.error_class))
-        attempt.planned_for = datetime.now(UTC) + timedelta(seconds=advice.delay_s)
-        await session.flush()
-        await session.commit()
-        raise RetryLater(advice.delay_s, f"provider {exc.error_class}")
+        attempt.planned_for = clock.now() + timedelta(seconds=advice.delay_s)
+        return attempt.planned_for
     _move(attempt, S.FAILED, str(exc.error_class))
     if advice.fallback:
         await queue_fallback(session, attempt)
-    await session.flush()
     log.info("collections.failed", attempt_id=str(attempt.id), error_class=str(exc.error_class))
+    return None

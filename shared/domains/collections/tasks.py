@@ -2,10 +2,11 @@
 
 - Every minute the scheduler queues one ``collections.plan`` job per retailer; each plans its
   tenant under the tenant's advisory lock (so workers plan tenants in parallel, never one twice).
-- ``collections.send`` (``sending.py``) sends one attempt.
-- WhatsApp status webhooks move attempts forward (``whatsapp.status`` events of the journal),
-  resolving ``unknown`` ones by the attempt id each send carries, and queue the fallback channel
-  when the provider reports a failure that calls for it.
+- ``collections.send`` (``sending.py``) sends a batch of one tenant's attempts.
+- WhatsApp and SMS status webhooks (``whatsapp.status`` and ``sms.status`` events of the
+  journal) move attempts forward through one function (``apply_status``), resolving ``unknown``
+  ones by the attempt id each send carries, and queue the fallback channel when the provider
+  reports a failure that calls for it.
 - A settled installment cancels the queued attempts that have nothing left to ask for.
 - Every two minutes a sweeper moves on what no job will: queued attempts whose send job is
   gone, ``sending`` ones whose worker died, ``unknown`` ones no webhook resolved, and messages
@@ -15,7 +16,9 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import select, text, update
@@ -25,9 +28,13 @@ from shared import clock
 from shared.domains.collections import sending
 from shared.domains.collections.attempts import IllegalTransition, next_state
 from shared.domains.collections.planner import plan_tenant
+from shared.domains.inbound import replies, sms
 from shared.domains.inbound.journal import Outcome, handles
 from shared.domains.inbound.whatsapp import STATUS
 from shared.domains.portfolio.tasks import on_settled
+from shared.integrations.errors import ErrorClass
+from shared.integrations.sms import OurStatus, SmsError, map_status
+from shared.integrations.sms import classify as sms_classify
 from shared.integrations.whatsapp import advice, classify
 from shared.models import (
     AttemptState,
@@ -45,6 +52,16 @@ log = structlog.get_logger("quita.collections")
 
 S = AttemptState
 _STATUS = {"sent": S.SENT, "delivered": S.DELIVERED, "read": S.READ, "failed": S.FAILED}
+# Twilio's statuses (``map_status``) in our states.  "queued" means Twilio holds the message,
+# which is what our own ``sent`` records when a send call is answered: it settles an attempt
+# whose answer was lost, and never moves one that got further.
+_SMS_STATUS: dict[OurStatus, AttemptState] = {
+    "queued": S.SENT,
+    "sent": S.SENT,
+    "delivered": S.DELIVERED,
+    "undelivered": S.FAILED,
+    "failed": S.FAILED,
+}
 _STAMP = {S.SENT: "sent_at", S.DELIVERED: "delivered_at", S.READ: "read_at", S.FAILED: "failed_at"}
 
 
@@ -70,29 +87,27 @@ async def plan(ctx: JobContext, *, tenant: str) -> None:
     await plan_tenant(ctx.session, uuid.UUID(tenant), clock.now())
 
 
-@handles(STATUS)
-async def on_status(session: AsyncSession, event: WebhookEvent) -> Outcome:
-    """Apply a WhatsApp status to its attempt: by the message id, else by the attempt id the
-    send carried (an ``unknown`` attempt never got the message id)."""
-    payload = event.payload
-    reported = _STATUS.get(str(payload.get("status")))
-    if reported is None:
-        return Outcome.ignored(f"status {payload.get('status')!r}")
-    attempt = await session.scalar(
-        select(ContactAttempt)
-        .where(ContactAttempt.provider_message_id == str(payload.get("id")))
-        .with_for_update()
-    )
-    if attempt is None:
-        attempt_id = sending.attempt_of_callback(payload.get("biz_opaque_callback_data"))
-        if attempt_id is not None:
-            attempt = await session.scalar(
-                select(ContactAttempt).where(ContactAttempt.id == attempt_id).with_for_update()
-            )
-            if attempt is not None and attempt.provider_message_id is None:
-                attempt.provider_message_id = str(payload.get("id"))
-    if attempt is None or attempt.tenant_id != event.tenant_id:
-        return Outcome.ignored("no attempt of this tenant sent that message")
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why the provider says a message failed, and whether the step's other channel should
+    try (the provider's error table decides: an unreachable number yes, a glitch no)."""
+
+    error_class: ErrorClass
+    code: int | None
+    fallback: bool
+
+
+async def apply_status(
+    session: AsyncSession,
+    attempt: ContactAttempt,
+    reported: AttemptState,
+    *,
+    at: datetime | None,
+    failure: Failure | None = None,
+) -> Outcome:
+    """Move ``attempt`` by a status its provider reported — forward only, whatever the channel
+    (``next_state``) — stamping when it happened; a failure records its error and queues the
+    fallback channel when it calls for it."""
     try:
         after = next_state(attempt.state, reported, provider=True)
     except IllegalTransition as exc:
@@ -102,18 +117,105 @@ async def on_status(session: AsyncSession, event: WebhookEvent) -> Outcome:
     before = attempt.state
     attempt.state = after
     stamp = _STAMP.get(after)
-    if stamp and event.occurred_at is not None:
-        setattr(attempt, stamp, event.occurred_at)
-    if after == S.FAILED:
-        error = (payload.get("errors") or [{}])[0]
-        code = error.get("code")
-        error_class = classify(None, int(code) if code is not None else None)
-        attempt.error_class, attempt.error_code = str(error_class), code
-        attempt.reason = str(error_class)
-        if advice(error_class, 0, code).fallback:
+    if stamp and at is not None:
+        setattr(attempt, stamp, at)
+    if after == S.FAILED and failure is not None:
+        attempt.error_class, attempt.error_code = str(failure.error_class), failure.code
+        attempt.reason = str(failure.error_class)
+        if failure.fallback:
             await sending.queue_fallback(session, attempt)
     await session.flush()
     return Outcome.done(f"{before} → {after}")
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+async def _attempt_by_message(
+    session: AsyncSession, event: WebhookEvent, message_id: str, attempt_id: uuid.UUID | None
+) -> ContactAttempt | None:
+    """The event's tenant's attempt that sent ``message_id``, else the one the send named (an
+    ``unknown`` attempt never got the message id: it is recorded now)."""
+    attempt = await session.scalar(
+        select(ContactAttempt)
+        .where(ContactAttempt.provider_message_id == message_id)
+        .with_for_update()
+    )
+    if attempt is None and attempt_id is not None:
+        attempt = await session.scalar(
+            select(ContactAttempt).where(ContactAttempt.id == attempt_id).with_for_update()
+        )
+        if attempt is not None and attempt.provider_message_id is None:
+            attempt.provider_message_id = message_id
+    if attempt is None or attempt.tenant_id != event.tenant_id:
+        return None
+    return attempt
+
+
+@handles(STATUS)
+async def on_status(session: AsyncSession, event: WebhookEvent) -> Outcome:
+    """Apply a WhatsApp status to its attempt: by the message id, else by the attempt id the
+    send carried in ``biz_opaque_callback_data``."""
+    payload = event.payload
+    reported = _STATUS.get(str(payload.get("status")))
+    if reported is None:
+        return Outcome.ignored(f"status {payload.get('status')!r}")
+    attempt = await _attempt_by_message(
+        session,
+        event,
+        str(payload.get("id")),
+        sending.attempt_of_callback(payload.get("biz_opaque_callback_data")),
+    )
+    if attempt is None:
+        # not a reminder: perhaps a reply sent in a conversation
+        if event.tenant_id is not None and await replies.apply_status(
+            session, event.tenant_id, payload
+        ):
+            return Outcome.done("conversation message")
+        return Outcome.ignored("no attempt of this tenant sent that message")
+    failure = None
+    if reported == S.FAILED:
+        errors = payload.get("errors")
+        error = errors[0] if isinstance(errors, list) and errors else {}
+        code = _int_or_none(error.get("code") if isinstance(error, dict) else None)
+        error_class = classify(None, code)
+        failure = Failure(error_class, code, advice(error_class, 0, code).fallback)
+    return await apply_status(session, attempt, reported, at=event.occurred_at, failure=failure)
+
+
+@handles(sms.STATUS)
+async def on_sms_status(session: AsyncSession, event: WebhookEvent) -> Outcome:
+    """Apply a Twilio status callback to its attempt: by the message SID, else by the attempt
+    the callback URL named.  ``undelivered`` and ``failed`` fail it with Twilio's
+    ``ErrorCode``; 21610 (the recipient had texted STOP) also opts the customer out of SMS."""
+    payload = event.payload
+    status = str(payload.get("MessageStatus") or payload.get("SmsStatus") or "")
+    try:
+        reported = _SMS_STATUS[map_status(status)]
+    except ValueError:
+        return Outcome.ignored(f"status {status!r}")
+    sid = str(payload.get("MessageSid") or payload.get("SmsSid") or "")
+    attempt = await _attempt_by_message(session, event, sid, sms.attempt_of(payload))
+    if attempt is None:
+        return Outcome.ignored("no attempt of this tenant sent that message")
+    failure = None
+    if reported == S.FAILED:
+        code = _int_or_none(payload.get("ErrorCode"))
+        error = SmsError(error_class=sms_classify(None, code), message=status, code=code)
+        failure = Failure(error.error_class, code, error.advice(0).fallback)
+        if error.opted_out and attempt.recipient:
+            await sms.opt_out_of_sms(
+                session,
+                attempt.tenant_id,
+                attempt.recipient,
+                source="sms_error_21610",
+                evidence={"message_sid": sid},
+            )
+    return await apply_status(session, attempt, reported, at=event.occurred_at, failure=failure)
 
 
 @on_settled
@@ -156,19 +258,29 @@ STUCK_QUEUED = timedelta(minutes=5)
 STUCK_SENDING = timedelta(minutes=10)
 UNRESOLVED = timedelta(hours=24)
 
+# queued attempts overdue for sending, with whether a send job (pending or given up) names them;
+# send jobs carry ``attempt_ids`` (batches) or, from before batching, ``attempt_id``
 _ORPHANS = text(
     """
-    SELECT a.id, a.tenant_id, a.planned_for,
-           (SELECT bool_or(o.failed_at IS NOT NULL) FROM outbox o
-             WHERE o.actor = 'collections.send' AND o.args ->> 'attempt_id' = a.id::text)
-             AS job_failed,
-           EXISTS (SELECT 1 FROM outbox o
-                    WHERE o.actor = 'collections.send' AND o.args ->> 'attempt_id' = a.id::text
-                      AND o.done_at IS NULL AND o.failed_at IS NULL) AS job_pending
-    FROM contact_attempts a
-    WHERE a.state = 'queued' AND a.planned_for < :stuck
-    ORDER BY a.planned_for
-    LIMIT :batch
+    WITH stuck AS (
+        SELECT a.id, a.tenant_id, a.planned_for FROM contact_attempts a
+        WHERE a.state = 'queued' AND a.planned_for < :stuck
+        ORDER BY a.planned_for
+        LIMIT :batch
+    ), jobs AS (
+        SELECT ids.attempt_id, o.failed_at IS NOT NULL AS failed
+        FROM outbox o
+        CROSS JOIN LATERAL jsonb_array_elements_text(
+            COALESCE(o.args -> 'attempt_ids', jsonb_build_array(o.args ->> 'attempt_id'))
+        ) AS ids (attempt_id)
+        WHERE o.actor = 'collections.send' AND o.done_at IS NULL
+    )
+    SELECT s.id, s.tenant_id, s.planned_for,
+           COALESCE(bool_or(j.failed), false) AS job_failed,
+           COALESCE(bool_or(NOT j.failed), false) AS job_pending
+    FROM stuck s LEFT JOIN jobs j ON j.attempt_id = s.id::text
+    GROUP BY s.id, s.tenant_id, s.planned_for
+    ORDER BY s.planned_for
     """
 )
 

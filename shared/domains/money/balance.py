@@ -49,15 +49,17 @@ async def balance_of(
     if versions is None:
         versions = await rules.versions(session, inst.tenant_id)
     version = rules.in_force(versions, inst.due_date)
-    payments = [
-        (local_date(p.paid_at, customer), p.applied)
-        for p in await session.scalars(
-            select(Payment)
-            .where(Payment.installment_id == inst.id, Payment.applied > 0)
-            .order_by(Payment.paid_at, Payment.created_at)
-        )
-        if p.id not in exclude_payment_ids
-    ]
+    payments: list[tuple[date, Decimal]] = []
+    if inst.amount_paid:  # the sum of its payments: nothing to read when nothing was paid
+        payments = [
+            (local_date(p.paid_at, customer), p.applied)
+            for p in await session.scalars(
+                select(Payment)
+                .where(Payment.installment_id == inst.id, Payment.applied > 0)
+                .order_by(Payment.paid_at, Payment.created_at)
+            )
+            if p.id not in exclude_payment_ids
+        ]
     payments = [(d, amount) for d, amount in payments if d <= as_of]
     rates = None
     if version.correction_index:

@@ -154,7 +154,7 @@ async def test_a_step_fires_once_however_often_the_planner_runs(shop: Shop) -> N
         await shop.session.scalars(select(OutboxJob).where(OutboxJob.actor == "collections.send"))
     )
     assert [(j.args, j.not_before, j.tenant_id) for j in jobs] == [
-        ({"attempt_id": str(attempt.id)}, MONDAY_9AM, shop.tenant_id)
+        ({"attempt_ids": [str(attempt.id)]}, MONDAY_9AM, shop.tenant_id)
     ]
 
 

@@ -4,6 +4,8 @@ WhatsApp cannot reach gets the SMS instead.  Messages are counted on the sandbox
 
 from __future__ import annotations
 
+import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -40,7 +42,6 @@ from shared.models import (
     PixSettings,
     TemplateStatus,
 )
-from shared.queue import RetryLater
 from shared.tenancy import SYSTEM, use_scope
 from tests.shared.domains.collections.test_planner import Shop
 from tests.support.identity import Identities
@@ -270,13 +271,12 @@ async def test_outside_the_window_the_send_waits_for_the_morning(
     _, attempt = await _planned(shop, TODAY + timedelta(days=3))
     late = datetime(2026, 11, 23, 21, 0, tzinfo=SP)  # the job ran late, after 20:00
 
-    with pytest.raises(RetryLater) as waited:
-        await sending.send_attempt(session, attempt.id, now=late)
+    assert await sending.send_attempt(session, attempt.id, now=late) == "queued"
 
-    assert waited.value.delay_s == pytest.approx(11 * 3600)
     await session.refresh(attempt)
-    assert attempt.state == "queued"
-    assert attempt.planned_for == datetime(2026, 11, 24, 8, 0, tzinfo=SP)
+    morning = datetime(2026, 11, 24, 8, 0, tzinfo=SP)
+    assert attempt.planned_for == morning
+    assert [j.not_before for j in await _send_jobs(session, attempt)][-1] == morning
     assert await _sent_at_sandbox(sandbox) == []
 
 
@@ -297,7 +297,7 @@ async def _send_jobs(session: AsyncSession, attempt: ContactAttempt) -> list[Out
         await session.scalars(
             select(OutboxJob).where(
                 OutboxJob.actor == "collections.send",
-                OutboxJob.args["attempt_id"].astext == str(attempt.id),
+                OutboxJob.args["attempt_ids"].contains([str(attempt.id)]),
             )
         )
     )
@@ -363,3 +363,43 @@ async def test_a_whatsapp_message_not_delivered_in_time_gets_the_sms(
         select(ContactAttempt).where(ContactAttempt.fallback_of == attempt.id)
     )
     assert fallback is not None and fallback.channel == "sms"
+
+
+async def test_thirty_reminders_go_in_two_jobs_and_each_leaves_once(
+    shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    debtors = []
+    for n in range(30):
+        debtor = await shop.customer(phone=f"+55119876{n:05d}")
+        await shop.installment(debtor, TODAY - timedelta(days=5))
+        debtors.append(debtor)
+    await plan_tenant(session, shop.tenant_id, NOW)
+    jobs = list(
+        await session.scalars(select(OutboxJob).where(OutboxJob.actor == "collections.send"))
+    )
+    assert sorted(len(j.args["attempt_ids"]) for j in jobs) == [5, 25]
+    # one debtor asks not to be contacted between planning and sending
+    await session.execute(
+        update(Customer).where(Customer.id == debtors[7].id).values(do_not_contact=True)
+    )
+
+    states: dict[Any, str] = {}
+    for job in jobs:
+        ids = [uuid.UUID(i) for i in job.args["attempt_ids"]]
+        states |= await sending.send_batch(session, ids, now=NOW)
+        states |= await sending.send_batch(session, ids, now=NOW)  # a duplicate delivery
+
+    sent = await _sent_at_sandbox(sandbox)
+    assert len(sent) == 29 == Counter(states.values())["sent"]
+    assert len({m["biz_opaque_callback_data"] for m in sent}) == 29
+    attempts = {a.customer_id: a for a in await shop.attempts()}
+    assert (attempts[debtors[7].id].state, attempts[debtors[7].id].reason) == (
+        "skipped",
+        "do_not_contact",
+    )
+    by_callback = {m["biz_opaque_callback_data"]: m["id"] for m in sent}
+    for attempt in attempts.values():
+        await session.refresh(attempt)
+        if attempt.state == "sent":
+            assert attempt.provider_message_id == by_callback[f"attempt:{attempt.id}"]
+            assert attempt.amounts is not None and attempt.tries == 1

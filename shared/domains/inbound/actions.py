@@ -1,0 +1,472 @@
+"""Replies that act: what Quita does with each message a known customer sends.
+
+:func:`respond` reads the intent of an inbound message just recorded in a customer's
+conversation (:mod:`~shared.domains.inbound.intents`) and :func:`act` carries it out, in the
+caller's transaction:
+
+* ``opt_out`` — the customer is opted out of WhatsApp, SMS and e-mail (a "pare" is the debtor's
+  clear will not to be collected on any channel: LGPD, CDC art. 42), the messages not sent yet
+  are cancelled, and the stop is confirmed once (a second "pare" changes nothing);
+* ``wrong_person`` — the phone that wrote is marked wrong and nothing more is said about any
+  debt; what was about to go to that number is cancelled, the customer's other channels go on;
+* ``already_paid`` — the régua is held for the tenant's ``paid_hold_days`` while an operator
+  confirms, and the receipt is asked for (a receipt sent afterwards joins the same hold);
+* ``second_copy`` — the amount as of the debtor's today, item by item, with the Pix code;
+* ``negotiate`` — handed to an operator with priority (there is no negotiation flow yet);
+* ``promise`` — the régua waits until the promised date plus a day of grace;
+* ``dispute`` — the open installments are marked disputed, the régua is held, an operator
+  looks;
+* anything else waits in the inbox.
+
+Every reply goes through :func:`~shared.domains.inbound.replies.record_outbound` with a
+``dedupe_key`` derived from the inbound message (or from the hold it answers), and holds are
+never opened twice, so an event processed again acts once.  A customer marked do-not-contact
+by the retailer gets no automatic answer: what they wrote waits for an operator.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.brazil.calendar import timezone_for
+from shared.brazil.numbers import format_brl, format_date_br
+from shared.domains.audit.service import Actor
+from shared.domains.collections.content import compose
+from shared.domains.collections.holds import cancel_unsent
+from shared.domains.collections.planner import REMIND_AHEAD_DAYS
+from shared.domains.collections.service import audit
+from shared.domains.inbound.intents import Intent, IntentKind, classify
+from shared.domains.inbound.replies import WindowClosed, record_outbound
+from shared.domains.money import rules
+from shared.domains.money.balance import local_date
+from shared.domains.portfolio.service import set_status
+from shared.domains.portfolio.status import COLLECTABLE
+from shared.models import (
+    CollectionHold,
+    CollectionSettings,
+    Conversation,
+    ConversationMessage,
+    ConversationState,
+    Customer,
+    CustomerPhone,
+    HoldKind,
+    Installment,
+    InstallmentStatus,
+    PhoneStatus,
+    PixSettings,
+    Tenant,
+)
+
+log = structlog.get_logger("quita.conversations.actions")
+
+K = IntentKind
+# Who the audit trail names for what a debtor's WhatsApp reply changed.
+ACTOR = Actor("provider", "whatsapp")
+OPT_OUT_CHANNELS = ("whatsapp", "sms", "email")
+
+# Conversation priority, 0-100 (higher first in the inbox).  An automatic action never lowers
+# it: clearing it is the operator's decision when the conversation is resolved.
+PRIORITY_NORMAL = 0
+PRIORITY_HIGH = 50
+HIGH_PRIORITY = frozenset({K.NEGOTIATE, K.DISPUTE, K.ALREADY_PAID})
+
+# The default when the tenant has no collection settings row (the row's own default is 3).
+PAID_HOLD_DAYS = 3
+# A promise holds the régua through the promised day and this many days more, so a payment
+# made late on that day has time to land before the next reminder.
+PROMISE_GRACE_DAYS = 1
+
+# What the debtor reads.
+OPTED_OUT_REPLY = "Pronto, você não receberá mais mensagens de cobrança por aqui."
+WRONG_PERSON_REPLY = "Obrigado, vamos corrigir nosso cadastro."
+ASK_RECEIPT_REPLY = "Obrigado! Pode nos enviar o comprovante por aqui?"
+RECEIPT_THANKS_REPLY = "Recebemos, obrigado! Vamos conferir o pagamento e retornamos se preciso."
+NOTHING_OPEN_REPLY = "Não encontramos valores em aberto no seu nome no momento."
+OPERATOR_REPLY = "Um atendente vai falar com você em breve."
+DISPUTE_REPLY = "Recebemos sua mensagem. Um atendente vai analisar e responder por aqui."
+
+
+@dataclass(frozen=True, slots=True)
+class Acted:
+    """What was done about one message: its intent, a short note for the journal, and the
+    reply recorded (``None`` when nothing was said back)."""
+
+    intent: IntentKind
+    note: str
+    reply: ConversationMessage | None = None
+
+
+@dataclass(slots=True)
+class _Turn:
+    """One message being acted on, with what the actions share."""
+
+    session: AsyncSession
+    conversation: Conversation
+    message: ConversationMessage
+    customer: Customer
+    intent: Intent
+    now: datetime
+    phone: CustomerPhone | None
+
+    @property
+    def wamid(self) -> str:
+        return self.message.provider_message_id or str(self.message.id)
+
+    async def say(self, text: str, key: str | None = None) -> ConversationMessage | None:
+        """Answer inside the window, once per ``key`` (by default the inbound message); a
+        do-not-contact customer or a closed window (a late replay) gets nothing."""
+        if self.customer.do_not_contact:
+            return None
+        try:
+            return await record_outbound(
+                self.session,
+                self.conversation,
+                text=text,
+                reply_to=self.message.provider_message_id,
+                dedupe_key=key or f"action:{self.wamid}",
+                now=self.now,
+            )
+        except WindowClosed:
+            log.info("conversations.reply_skipped", reason="window_closed")
+            return None
+
+    async def audit(self, action: str, subject: tuple[str, uuid.UUID], **data: object) -> None:
+        await audit(
+            self.session,
+            action,
+            self.customer.tenant_id,
+            ACTOR,
+            subject,
+            {"source": "whatsapp_reply", "message_id": self.wamid, **data},
+        )
+
+
+# --- entry points ------------------------------------------------------------------------------
+
+
+async def respond(
+    session: AsyncSession,
+    conversation: Conversation,
+    wamid: str,
+    now: datetime,
+    *,
+    phone: CustomerPhone | None = None,
+    waiting: bool = False,
+) -> Acted | None:
+    """Classify the customer's message ``wamid`` (dates read in the debtor's own time, on the
+    day they wrote) and act on it.  ``phone``: the phone it came from; ``waiting``: the
+    conversation already waited for an operator before this message."""
+    message = await session.scalar(
+        select(ConversationMessage).where(
+            ConversationMessage.tenant_id == conversation.tenant_id,
+            ConversationMessage.provider_message_id == wamid,
+        )
+    )
+    customer = await _customer(session, conversation)
+    if message is None or customer is None:
+        return None
+    intent = classify(
+        message.text,
+        payload=message.payload,
+        today=local_date(message.occurred_at, customer),
+        media=message.kind if message.media_id else None,
+    )
+    return await act(session, conversation, message, intent, now, phone=phone, waiting=waiting)
+
+
+async def act(
+    session: AsyncSession,
+    conversation: Conversation,
+    message: ConversationMessage,
+    intent: Intent,
+    now: datetime,
+    *,
+    phone: CustomerPhone | None = None,
+    waiting: bool = False,
+) -> Acted:
+    """Carry out ``intent`` for the customer of ``conversation`` (see the module docstring) and
+    route the conversation: open for an operator when it needs one, else waiting for the
+    debtor.  A message acted on before is left alone."""
+    customer = await _customer(session, conversation)
+    if customer is None:
+        raise ValueError("actions are for a customer's conversation")
+    if message.intent is not None:
+        return Acted(IntentKind(message.intent), "acted before")
+    turn = _Turn(session, conversation, message, customer, intent, now, phone)
+    acted, needs_operator = await _ACTIONS[intent.kind](turn)
+    message.intent = intent.kind.value
+    route(conversation, intent.kind, needs_operator=needs_operator or waiting)
+    if customer.do_not_contact:
+        conversation.state = ConversationState.OPEN
+    await session.flush()
+    log.info(
+        "conversations.acted",
+        conversation_id=str(conversation.id),
+        intent=intent.kind.value,
+        confidence=intent.confidence,
+        replied=acted.reply is not None,
+    )
+    return acted
+
+
+async def _customer(session: AsyncSession, conversation: Conversation) -> Customer | None:
+    if conversation.customer_id is None:
+        return None
+    return await session.scalar(
+        select(Customer)
+        .where(
+            Customer.id == conversation.customer_id,
+            Customer.tenant_id == conversation.tenant_id,
+        )
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def route(conversation: Conversation, kind: IntentKind, *, needs_operator: bool) -> None:
+    """What the inbox shows: the conversation's latest meaningful intent (an ``other`` does not
+    hide an earlier request), its priority (never lowered here), and its state."""
+    if kind is not K.OTHER or conversation.intent is None:
+        conversation.intent = kind.value
+    if kind in HIGH_PRIORITY:
+        conversation.priority = max(conversation.priority or PRIORITY_NORMAL, PRIORITY_HIGH)
+    if needs_operator or (conversation.priority or PRIORITY_NORMAL) >= PRIORITY_HIGH:
+        conversation.state = ConversationState.OPEN
+    elif kind in (K.OPT_OUT, K.WRONG_PERSON):
+        conversation.state = ConversationState.RESOLVED
+    else:
+        conversation.state = ConversationState.PENDING
+
+
+# --- the actions (each returns what it did and whether an operator must look) ------------------
+
+
+async def _opt_out(turn: _Turn) -> tuple[Acted, bool]:
+    customer = turn.customer
+    added = [c for c in OPT_OUT_CHANNELS if c not in customer.opted_out]
+    if added:
+        customer.opted_out = [*customer.opted_out, *added]
+    cancelled = await cancel_unsent(turn.session, customer, "opted_out")
+    if not added and not cancelled:
+        return Acted(K.OPT_OUT, "opted out before"), False
+    await turn.audit(
+        "customer.opted_out",
+        ("customer", customer.id),
+        channels=added,
+        attempts_cancelled=len(cancelled),
+    )
+    reply = await turn.say(OPTED_OUT_REPLY) if added else None
+    return Acted(K.OPT_OUT, f"opted out of {', '.join(added) or 'nothing new'}", reply), False
+
+
+async def _wrong_person(turn: _Turn) -> tuple[Acted, bool]:
+    phone = turn.phone
+    if phone is None:  # matched by BSUID or by a quoted reminder: no number to mark
+        reply = await turn.say(WRONG_PERSON_REPLY)
+        return Acted(K.WRONG_PERSON, "no phone to mark: for an operator", reply), True
+    cancelled = 0
+    if phone.status != PhoneStatus.WRONG_PERSON:
+        phone.status = PhoneStatus.WRONG_PERSON
+        phone.status_changed_at = turn.now
+        # what the régua was about to send to this number (WhatsApp or SMS)
+        cancelled = len(
+            await cancel_unsent(
+                turn.session, turn.customer, "phone_wrong_person", recipient=phone.number
+            )
+        )
+        await turn.audit(
+            "customer_phone.marked_wrong",
+            ("customer", turn.customer.id),
+            phone_last4=phone.number[-4:],
+            attempts_cancelled=cancelled,
+        )
+    reply = await turn.say(WRONG_PERSON_REPLY)
+    return Acted(K.WRONG_PERSON, f"phone marked wrong, {cancelled} cancelled", reply), False
+
+
+async def _already_paid(turn: _Turn) -> tuple[Acted, bool]:
+    settings = await turn.session.get(CollectionSettings, turn.customer.tenant_id)
+    days = settings.paid_hold_days if settings is not None else PAID_HOLD_DAYS
+    hold, created = await _hold(turn, HoldKind.PAID_CLAIM, turn.now + timedelta(days=days))
+    if turn.message.media_id is not None:  # the receipt itself (a photo, a PDF)
+        reply = await turn.say(RECEIPT_THANKS_REPLY, key=f"receipt:{hold.id}")
+    else:
+        reply = await turn.say(ASK_RECEIPT_REPLY, key=f"ask-receipt:{hold.id}")
+    note = "held" if created else "hold already open"
+    return Acted(K.ALREADY_PAID, f"{note} until {hold.until:%Y-%m-%d}", reply), True
+
+
+async def _promise(turn: _Turn) -> tuple[Acted, bool]:
+    promised = turn.intent.promise_date
+    if promised is None:
+        return Acted(K.PROMISE, "no date: for an operator"), True
+    zone = ZoneInfo(timezone_for(turn.customer.state, turn.customer.city))
+    resume = promised + timedelta(days=1 + PROMISE_GRACE_DAYS)
+    await _hold(turn, HoldKind.PROMISE, datetime.combine(resume, time(0), zone))
+    reply = await turn.say(f"Combinado, anotamos o pagamento para {promised:%d/%m}.")
+    return Acted(K.PROMISE, f"promise for {promised.isoformat()}", reply), False
+
+
+async def _dispute(turn: _Turn) -> tuple[Acted, bool]:
+    disputed = 0
+    for inst in await _collectable(turn.session, turn.customer, lock=True):
+        changed = await set_status(
+            turn.session, inst, InstallmentStatus.DISPUTED, "contestada pelo cliente", ACTOR
+        )
+        disputed += changed
+    await _hold(turn, HoldKind.DISPUTE, None)
+    reply = await turn.say(DISPUTE_REPLY)
+    return Acted(K.DISPUTE, f"{disputed} installment(s) disputed", reply), True
+
+
+async def _negotiate(turn: _Turn) -> tuple[Acted, bool]:
+    """No negotiation flow exists yet: an operator takes it, with priority."""
+    reply = await turn.say(OPERATOR_REPLY)
+    return Acted(K.NEGOTIATE, "for an operator", reply), True
+
+
+async def _other(turn: _Turn) -> tuple[Acted, bool]:
+    return Acted(K.OTHER, "for the inbox"), True
+
+
+async def _second_copy(turn: _Turn) -> tuple[Acted, bool]:
+    text, evidence = await second_copy_text(
+        turn.session, turn.customer, local_date(turn.now, turn.customer), turn.message.id
+    )
+    reply = await turn.say(text)
+    if reply is not None and evidence is not None and not reply.details:
+        reply.details = {"amounts": evidence}
+    note = "amounts sent" if evidence is not None else "nothing open"
+    return Acted(K.SECOND_COPY, note, reply), False
+
+
+_ACTIONS = {
+    K.OPT_OUT: _opt_out,
+    K.WRONG_PERSON: _wrong_person,
+    K.DISPUTE: _dispute,
+    K.ALREADY_PAID: _already_paid,
+    K.PROMISE: _promise,
+    K.SECOND_COPY: _second_copy,
+    K.NEGOTIATE: _negotiate,
+    K.OTHER: _other,
+}
+
+
+# --- holds -------------------------------------------------------------------------------------
+
+
+async def _hold(turn: _Turn, kind: HoldKind, until: datetime | None) -> tuple[CollectionHold, bool]:
+    """The customer's active hold of ``kind`` (a later promise moves its date), else a new one;
+    either way what had not been sent yet is cancelled.  ``True`` when it was created."""
+    session, customer = turn.session, turn.customer
+    hold = await session.scalar(
+        select(CollectionHold)
+        .where(
+            CollectionHold.tenant_id == customer.tenant_id,
+            CollectionHold.customer_id == customer.id,
+            CollectionHold.installment_id.is_(None),
+            CollectionHold.kind == kind,
+            CollectionHold.released_at.is_(None),
+            (CollectionHold.until.is_(None)) | (CollectionHold.until > turn.now),
+        )
+        .order_by(CollectionHold.created_at.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    created = hold is None
+    if hold is None:
+        hold = CollectionHold(
+            tenant_id=customer.tenant_id,
+            customer_id=customer.id,
+            kind=kind,
+            reason=f"mensagem do cliente ({turn.intent.matched or kind.value})"[:300],
+            until=until,
+            created_by="provider:whatsapp",
+        )
+        session.add(hold)
+        await session.flush()
+    elif kind is HoldKind.PROMISE and until is not None and hold.until != until:
+        hold.until = until
+    else:
+        return hold, False
+    cancelled = await cancel_unsent(session, customer, f"hold_{kind.value}")
+    await turn.audit(
+        "hold.created" if created else "hold.changed",
+        ("customer", customer.id),
+        hold_id=str(hold.id),
+        kind=kind.value,
+        until=until.isoformat() if until else None,
+        cancelled_attempts=[str(a.id) for a in cancelled],
+    )
+    return hold, created
+
+
+# --- second copy -------------------------------------------------------------------------------
+
+
+async def _collectable(
+    session: AsyncSession, customer: Customer, *, lock: bool = False
+) -> list[Installment]:
+    """The customer's installments Quita collects, oldest first."""
+    query = (
+        select(Installment)
+        .where(
+            Installment.tenant_id == customer.tenant_id,
+            Installment.customer_id == customer.id,
+            Installment.status.in_(COLLECTABLE),
+        )
+        .order_by(Installment.due_date, Installment.external_id)
+    )
+    return list(await session.scalars(query.with_for_update() if lock else query))
+
+
+async def second_copy_text(
+    session: AsyncSession, customer: Customer, today: date, txid_of: uuid.UUID
+) -> tuple[str, dict[str, object] | None]:
+    """The message with what the customer owes on ``today`` — what is overdue or due within
+    the next days, as a reminder "now" covers — item by item, with the Pix code for the total
+    (``txid_of`` names the charge when it spans several installments), and its evidence
+    (``None`` when nothing is open)."""
+    until = today + timedelta(days=REMIND_AHEAD_DAYS)
+    due = [i for i in await _collectable(session, customer) if i.due_date <= until]
+    tenant = await session.get(Tenant, customer.tenant_id)
+    if not due or tenant is None:
+        return NOTHING_OPEN_REPLY, None
+    content = await compose(
+        session,
+        tenant,
+        customer,
+        due,
+        today,
+        txid_of=due[0].id if len(due) == 1 else txid_of,
+        versions=await rules.versions(session, customer.tenant_id),
+        pix_settings=await session.scalar(
+            select(PixSettings).where(PixSettings.tenant_id == customer.tenant_id)
+        ),
+    )
+    if content.total <= 0:
+        return NOTHING_OPEN_REPLY, None
+    values = content.values
+    lines = [f"Valores atualizados em {format_date_br(today)}:"]
+    for item in content.amounts["installments"]:
+        due_on = date.fromisoformat(item["due_date"])
+        total = format_brl(Decimal(item["total"]))
+        lines.append(f"• Parcela {item['label']} (venc. {format_date_br(due_on)}): {total}")
+    lines.append(f"Total: {values['valor_total']}")
+    if content.pix:
+        lines += ["", "Pix copia e cola:", content.pix]
+    elif values["link_pagamento"]:
+        lines += ["", f"Para pagar: {values['link_pagamento']}"]
+    creditor = values["razao_social"]
+    if values["cnpj_empresa"]:
+        creditor += f", CNPJ {values['cnpj_empresa']}"
+    lines += ["", f"Credor: {creditor}"]
+    return "\n".join(lines), content.amounts
