@@ -225,6 +225,40 @@ async def _stats(settings: Settings) -> dict[str, int]:
         await engine.dispose()
 
 
+# --- webhooks ---------------------------------------------------------------------------------
+
+
+def cmd_webhooks_replay(args: argparse.Namespace, settings: Settings) -> None:
+    from datetime import UTC, datetime
+
+    try:
+        since = datetime.fromisoformat(args.since)
+    except ValueError:
+        raise SystemExit(f"--since: not an ISO date or instant: {args.since!r}") from None
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    queued = _run_async(_replay(settings, since, args.all))
+    which = "journaled" if args.all else "unprocessed"
+    _out(args, {"queued": queued, "since": since.isoformat()}, f"{queued} {which} events queued")
+
+
+async def _replay(settings: Settings, since: Any, include_processed: bool) -> int:
+    import shared.tasks  # noqa: F401
+    from shared.db import create_engine, create_sessionmaker
+    from shared.domains.inbound.journal import replay
+    from shared.tenancy import SYSTEM, use_scope
+
+    engine = create_engine(settings, process="cli")
+    try:
+        async with create_sessionmaker(engine)() as session:
+            await use_scope(session, SYSTEM)
+            queued = await replay(session, since=since, include_processed=include_processed)
+            await session.commit()
+        return queued
+    finally:
+        await engine.dispose()
+
+
 # --- processes --------------------------------------------------------------------------------
 
 SERVICES = {
@@ -437,6 +471,21 @@ def build_parser() -> argparse.ArgumentParser:
     ping = add("ping", cmd_jobs_ping, "run a no-op job end to end and wait for it", jobs)
     ping.add_argument("--timeout", type=float, default=30.0)
     add("stats", cmd_jobs_stats, "outbox counts by state", jobs)
+
+    hooks = sub.add_parser("webhooks", help="the provider webhook journal")
+    hsub = hooks.add_subparsers(dest="webhooks", required=True)
+    again = add(
+        "replay",
+        cmd_webhooks_replay,
+        "process journaled events again (idempotent: what is applied stays applied)",
+        hsub,
+    )
+    again.add_argument(
+        "--since", required=True, help="ISO date or instant (UTC unless it says otherwise)"
+    )
+    again.add_argument(
+        "--all", action="store_true", help="also events already processed or ignored"
+    )
 
     services = sub.add_parser("services", help="embedded Postgres and Redis")
     ssub = services.add_subparsers(dest="services", required=True)

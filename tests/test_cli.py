@@ -152,3 +152,48 @@ def test_demo_seed_runs_from_a_fresh_process(migrated: Settings) -> None:
     assert json.loads(result.stdout)["tenant"] == "Loja Demo Móveis e Eletro"
     again = _quita(migrated, "--json", "demo", "seed")
     assert again.returncode == 0, again.stderr
+
+
+def test_webhooks_replay_queues_journaled_events_again(clean: Settings) -> None:
+    import asyncio
+    import uuid
+
+    import asyncpg
+
+    from shared.config import libpq_dsn
+
+    # two events received on a day of their own (so nothing else in the database counts)
+    async def journal_two() -> None:
+        conn = await asyncpg.connect(libpq_dsn(clean.admin_dsn))
+        try:
+            receipt = uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO webhook_receipts (id, provider, body) VALUES ($1, 'whatsapp', '{}')",
+                receipt,
+            )
+            for state in ("pending", "processed"):
+                await conn.execute(
+                    """INSERT INTO webhook_events (receipt_id, provider, event_key, kind, payload,
+                                                   state, received_at)
+                       VALUES ($1, 'whatsapp', $2, 'whatsapp.status', '{}', $3,
+                               '2999-06-01T12:00:00Z')""",
+                    receipt,
+                    f"status:{uuid.uuid4()}:sent",
+                    state,
+                )
+        finally:
+            await conn.close()
+
+    asyncio.run(journal_two())
+
+    since = ("--since", "2999-06-01")
+    pending = _quita(clean, "--json", "webhooks", "replay", *since)
+    everything = _quita(clean, "--json", "webhooks", "replay", *since, "--all")
+    later = _quita(clean, "--json", "webhooks", "replay", "--since", "2999-06-01T10:00:00-03:00")
+    wrong = _quita(clean, "webhooks", "replay", "--since", "ontem")
+
+    assert pending.returncode == 0, pending.stderr
+    assert json.loads(pending.stdout)["queued"] == 1  # the unprocessed one
+    assert json.loads(everything.stdout)["queued"] == 2
+    assert json.loads(later.stdout)["queued"] == 0  # 13:00 UTC, after they came in
+    assert wrong.returncode != 0 and "--since" in wrong.stderr
