@@ -19,6 +19,7 @@ from services.api.controllers.channels import CHANNEL_CONTROLLERS
 from services.api.controllers.collections import COLLECTION_CONTROLLERS
 from services.api.controllers.identity import IDENTITY_CONTROLLERS
 from services.api.controllers.imports import IMPORT_CONTROLLERS
+from services.api.controllers.inbox import INBOX_CONTROLLERS
 from services.api.controllers.portfolio import PORTFOLIO_CONTROLLERS
 from services.api.controllers.templates import TEMPLATE_CONTROLLERS
 from services.common.app import build_service
@@ -59,6 +60,7 @@ def create_app(
             *CHANNEL_CONTROLLERS,
             *TEMPLATE_CONTROLLERS,
             *COLLECTION_CONTROLLERS,
+            *INBOX_CONTROLLERS,
             AdminController,
             *extra_routes,
         ],

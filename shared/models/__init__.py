@@ -24,6 +24,7 @@ from shared.models.customer import Customer
 from shared.models.customer_phone import CustomerPhone, PhoneStatus
 from shared.models.data_import import DataImport, ImportError_, ImportRow, ImportStatus
 from shared.models.fee_rule import CorrectionIndexRate, FeeRuleVersion
+from shared.models.inbox import ConversationNote, InboxOperator
 from shared.models.installment import Installment, InstallmentStatus
 from shared.models.mandate import Mandate, MandateAction
 from shared.models.membership import Membership, Role
@@ -55,6 +56,7 @@ __all__ = [
     "ContactAttemptItem",
     "Conversation",
     "ConversationMessage",
+    "ConversationNote",
     "ConversationState",
     "CorrectionIndexRate",
     "Customer",
@@ -65,6 +67,7 @@ __all__ = [
     "ImportError_",
     "ImportRow",
     "ImportStatus",
+    "InboxOperator",
     "Installment",
     "InstallmentStatus",
     "Mandate",

@@ -68,12 +68,6 @@ class OutboxJob(Base):
             postgresql_where=text("dedupe_key IS NOT NULL"),
         ),
         Index("ix_outbox_done_at", "done_at", postgresql_where=text("done_at IS NOT NULL")),
-        # the collection sweeper asks "has this attempt a send job?"
-        Index(
-            "ix_outbox_send_attempt",
-            text("(args ->> 'attempt_id')"),
-            postgresql_where=text("actor = 'collections.send'"),
-        ),
     )
 
     @property

@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +32,15 @@ from shared.domains.portfolio import payments
 from shared.domains.portfolio import schemas as pschemas
 from shared.domains.portfolio import service as portfolio
 from shared.domains.portfolio.imports import service as imports
-from shared.models import Cadence, Campaign, CollectionHold, ContactAttempt, Membership
+from shared.models import (
+    Cadence,
+    Campaign,
+    CollectionHold,
+    ContactAttempt,
+    Conversation,
+    ConversationMessage,
+    Membership,
+)
 from shared.tenancy import SYSTEM, Scope, tenant_scope, use_scope
 from tests.support.identity import Identities, Party, bearer, principal_for_party
 
@@ -72,6 +80,8 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "hold_id": lambda w: w.objects["hold_id"],
     "attempt_id": lambda w: w.objects["attempt_id"],
     "campaign_id": lambda w: w.objects["campaign_id"],
+    "conversation_id": lambda w: w.objects["conversation_id"],
+    "user_id": lambda w: str(w.a.owner.id),
 }
 
 # Upserts keyed by the caller's own external id: another tenant using the same key writes its
@@ -135,6 +145,10 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
         "channel": "sms",
         "filter": {"tags_any": ["x"]},
     },
+    "ReplyIn": lambda w: {"text": "Intruso"},
+    "NoteIn": lambda w: {"text": "Intruso"},
+    "AssignIn": lambda w: {"assignee": None},
+    "OperatorIn": lambda w: {"capacity": 5},
 }
 
 
@@ -258,9 +272,30 @@ async def _collection_of(session: AsyncSession, a: Party, customer_id: uuid.UUID
         contact_day=date(2025, 3, 10),
         planned_for=datetime(2025, 3, 10, 12, tzinfo=UTC),
     )
-    session.add_all([hold, attempt])
+    # a debtor's message waiting in A's inbox, its window open
+    conversation = Conversation(
+        tenant_id=a.id,
+        customer_id=customer_id,
+        wa_id="5511987654321",
+        last_inbound_at=datetime.now(UTC),
+        window_expires_at=datetime.now(UTC) + timedelta(hours=24),
+    )
+    session.add_all([hold, attempt, conversation])
+    await session.flush()
+    session.add(
+        ConversationMessage(
+            tenant_id=a.id,
+            conversation_id=conversation.id,
+            direction="in",
+            provider_message_id="wamid.isolation",
+            kind="text",
+            text="Oi",
+            occurred_at=datetime.now(UTC),
+        )
+    )
     await session.flush()
     return {
+        "conversation_id": str(conversation.id),
         "cadence_id": str(cadence),
         "hold_id": str(hold.id),
         "attempt_id": str(attempt.id),
@@ -359,6 +394,7 @@ async def test_the_same_routes_do_answer_the_owner(
         f"/v1/clients/{world.objects['client_uuid']}",
         f"/v1/mandates/{world.objects['mandate_id']}",
         f"/v1/campaigns/{world.objects['campaign_id']}",
+        f"/v1/conversations/{world.objects['conversation_id']}",
     ):
         assert (await api.get(url, headers=headers)).status_code == 200, url
     members = (await api.get("/v1/members", headers=headers)).json()
