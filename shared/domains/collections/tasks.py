@@ -18,7 +18,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 from sqlalchemy import select, text, update
@@ -128,13 +127,6 @@ async def apply_status(
     return Outcome.done(f"{before} → {after}")
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
-
 async def _attempt_by_message(
     session: AsyncSession, event: WebhookEvent, message_id: str, attempt_id: uuid.UUID | None
 ) -> ContactAttempt | None:
@@ -181,7 +173,7 @@ async def on_status(session: AsyncSession, event: WebhookEvent) -> Outcome:
     if reported == S.FAILED:
         errors = payload.get("errors")
         error = errors[0] if isinstance(errors, list) and errors else {}
-        code = _int_or_none(error.get("code") if isinstance(error, dict) else None)
+        code = replies.int_or_none(error.get("code") if isinstance(error, dict) else None)
         error_class = classify(None, code)
         failure = Failure(error_class, code, advice(error_class, 0, code).fallback)
     return await apply_status(session, attempt, reported, at=event.occurred_at, failure=failure)
@@ -204,7 +196,7 @@ async def on_sms_status(session: AsyncSession, event: WebhookEvent) -> Outcome:
         return Outcome.ignored("no attempt of this tenant sent that message")
     failure = None
     if reported == S.FAILED:
-        code = _int_or_none(payload.get("ErrorCode"))
+        code = replies.int_or_none(payload.get("ErrorCode"))
         error = SmsError(error_class=sms_classify(None, code), message=status, code=code)
         failure = Failure(error.error_class, code, error.advice(0).fallback)
         if error.opted_out and attempt.recipient:

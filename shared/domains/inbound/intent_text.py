@@ -122,10 +122,15 @@ class Normalised:
     corrected: bool  # a typo was corrected on the way
 
 
+def fold(text: str) -> str:
+    """``text`` without case or accents (``"Não"`` → ``"nao"``)."""
+    return _ACCENTS.sub("", unicodedata.normalize("NFKD", text.casefold()))
+
+
 def normalise(raw: str, *, keep: frozenset[str] = frozenset()) -> Normalised:
     """``raw`` as the rules read it; words in ``keep`` are never "corrected" into others."""
     text = _NUMBER_SIGN.sub(" numero ", raw[:MAX_CHARS])
-    text = _ACCENTS.sub("", unicodedata.normalize("NFKD", text.casefold()))
+    text = fold(text)
     text = _DIGIT_SEPARATOR.sub("/", text)
     text = _CLAUSE.sub(" . ", text)
     text = _LONE_SLASH.sub(" ", _NOISE.sub(" ", text))

@@ -123,9 +123,10 @@ def as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _int(value: Any) -> int | None:
+def int_or_none(value: Any) -> int | None:
+    """A provider's number that may come as text, empty or missing (error codes)."""
     try:
-        return int(value)
+        return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
 
@@ -324,6 +325,6 @@ async def apply_status(
     if message.status == OutboundStatus.FAILED:
         errors = payload.get("errors")
         first = as_dict(errors[0]) if isinstance(errors, list) and errors else {}
-        message.error_code = _int(first.get("code"))
+        message.error_code = int_or_none(first.get("code"))
     await session.flush()
     return True

@@ -24,7 +24,6 @@ mensagem", "já paguei") is for the conversations layer, which reads the journal
 from __future__ import annotations
 
 import re
-import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from shared.config import Environment, Settings, get_settings
 from shared.domains.audit.service import record
 from shared.domains.channels.service import secrets_of
 from shared.domains.collections.holds import cancel_unsent
+from shared.domains.inbound.intent_text import fold
 from shared.domains.inbound.journal import EventIn, Outcome, handles
 from shared.integrations.sms import verify_twilio_signature
 from shared.models import (
@@ -238,11 +238,6 @@ def attempt_of(payload: dict[str, Any]) -> uuid.UUID | None:
 # --- opt-out -----------------------------------------------------------------------------------
 
 
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-
-
 def opt_out_keyword(body: str | None, opt_out_type: str | None = None) -> str | None:
     """The opt-out keyword a message is (``"pare"`` for "Pare!"), or ``None``.
 
@@ -251,7 +246,7 @@ def opt_out_keyword(body: str | None, opt_out_type: str | None = None) -> str | 
     (the conversations layer reads intent)."""
     if (opt_out_type or "").strip().upper() == "STOP":
         return "stop"
-    word = _EDGES.sub("", _fold(body or "").strip())
+    word = _EDGES.sub("", fold(body or "").strip())
     return word if word in OPT_OUT_WORDS else None
 
 
