@@ -112,7 +112,7 @@ class RevocationView:
                 await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
 
     def _apply(self, data: bytes | str) -> None:
         text = data.decode() if isinstance(data, bytes) else data
