@@ -22,6 +22,13 @@ Every reply goes through :func:`~shared.domains.inbound.replies.record_outbound`
 ``dedupe_key`` derived from the inbound message (or from the hold it answers), and holds are
 never opened twice, so an event processed again acts once.  A customer marked do-not-contact
 by the retailer gets no automatic answer: what they wrote waits for an operator.
+
+A message *superseded* by a newer one (read late: Meta does not deliver in order) still
+restricts — an opt-out, a wrong person, a dispute, a hold apply — but gets no automatic answer
+other than the confirmation of such a restriction: an older "manda o pix" read after a newer
+"pare" must not send the Pix.  Nor does it change the intent the inbox shows.
+
+:func:`change_number` applies WhatsApp's notice that the customer moved to a new number.
 """
 
 from __future__ import annotations
@@ -33,16 +40,18 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.brazil.calendar import timezone_for
+from shared.brazil.errors import InvalidValue
 from shared.brazil.numbers import format_brl, format_date_br
+from shared.brazil.phones import normalize_phone, whatsapp_key, whatsapp_variants
 from shared.domains.audit.service import Actor
 from shared.domains.collections.content import compose
 from shared.domains.collections.holds import cancel_unsent
 from shared.domains.collections.planner import REMIND_AHEAD_DAYS
-from shared.domains.collections.service import audit
+from shared.domains.collections.service import UNSENT, audit
 from shared.domains.inbound.intents import Intent, IntentKind, classify
 from shared.domains.inbound.replies import WindowClosed, record_outbound
 from shared.domains.money import rules
@@ -52,6 +61,7 @@ from shared.domains.portfolio.status import COLLECTABLE
 from shared.models import (
     CollectionHold,
     CollectionSettings,
+    ContactAttempt,
     Conversation,
     ConversationMessage,
     ConversationState,
@@ -77,6 +87,8 @@ OPT_OUT_CHANNELS = ("whatsapp", "sms", "email")
 PRIORITY_NORMAL = 0
 PRIORITY_HIGH = 50
 HIGH_PRIORITY = frozenset({K.NEGOTIATE, K.DISPUTE, K.ALREADY_PAID})
+# What only restricts collection: its confirmation is said even for a message read late.
+RESTRICTIVE = frozenset({K.OPT_OUT, K.WRONG_PERSON, K.DISPUTE})
 
 # The default when the tenant has no collection settings row (the row's own default is 3).
 PAID_HOLD_DAYS = 3
@@ -115,6 +127,7 @@ class _Turn:
     intent: Intent
     now: datetime
     phone: CustomerPhone | None
+    superseded: bool = False
 
     @property
     def wamid(self) -> str:
@@ -122,8 +135,12 @@ class _Turn:
 
     async def say(self, text: str, key: str | None = None) -> ConversationMessage | None:
         """Answer inside the window, once per ``key`` (by default the inbound message); a
-        do-not-contact customer or a closed window (a late replay) gets nothing."""
+        do-not-contact customer, a closed window (a late replay) or a message a newer one
+        superseded (unless it confirms a restriction) gets nothing."""
         if self.customer.do_not_contact:
+            return None
+        if self.superseded and self.intent.kind not in RESTRICTIVE:
+            log.info("conversations.reply_skipped", reason="superseded")
             return None
         try:
             return await record_outbound(
@@ -160,10 +177,12 @@ async def respond(
     *,
     phone: CustomerPhone | None = None,
     waiting: bool = False,
+    superseded: bool = False,
 ) -> Acted | None:
     """Classify the customer's message ``wamid`` (dates read in the debtor's own time, on the
     day they wrote) and act on it.  ``phone``: the phone it came from; ``waiting``: the
-    conversation already waited for an operator before this message."""
+    conversation already waited for an operator before this message; ``superseded``: a newer
+    message of the customer was read before this one."""
     message = await session.scalar(
         select(ConversationMessage).where(
             ConversationMessage.tenant_id == conversation.tenant_id,
@@ -179,7 +198,16 @@ async def respond(
         today=local_date(message.occurred_at, customer),
         media=message.kind if message.media_id else None,
     )
-    return await act(session, conversation, message, intent, now, phone=phone, waiting=waiting)
+    return await act(
+        session,
+        conversation,
+        message,
+        intent,
+        now,
+        phone=phone,
+        waiting=waiting,
+        superseded=superseded,
+    )
 
 
 async def act(
@@ -191,6 +219,7 @@ async def act(
     *,
     phone: CustomerPhone | None = None,
     waiting: bool = False,
+    superseded: bool = False,
 ) -> Acted:
     """Carry out ``intent`` for the customer of ``conversation`` (see the module docstring) and
     route the conversation: open for an operator when it needs one, else waiting for the
@@ -200,10 +229,12 @@ async def act(
         raise ValueError("actions are for a customer's conversation")
     if message.intent is not None:
         return Acted(IntentKind(message.intent), "acted before")
-    turn = _Turn(session, conversation, message, customer, intent, now, phone)
+    turn = _Turn(session, conversation, message, customer, intent, now, phone, superseded)
     acted, needs_operator = await _ACTIONS[intent.kind](turn)
     message.intent = intent.kind.value
-    route(conversation, intent.kind, needs_operator=needs_operator or waiting)
+    route(
+        conversation, intent.kind, needs_operator=needs_operator or waiting, superseded=superseded
+    )
     if customer.do_not_contact:
         conversation.state = ConversationState.OPEN
     await session.flush()
@@ -231,13 +262,24 @@ async def _customer(session: AsyncSession, conversation: Conversation) -> Custom
     )
 
 
-def route(conversation: Conversation, kind: IntentKind, *, needs_operator: bool) -> None:
+def route(
+    conversation: Conversation,
+    kind: IntentKind,
+    *,
+    needs_operator: bool,
+    superseded: bool = False,
+) -> None:
     """What the inbox shows: the conversation's latest meaningful intent (an ``other`` does not
-    hide an earlier request), its priority (never lowered here), and its state."""
-    if kind is not K.OTHER or conversation.intent is None:
+    hide an earlier request), its priority (never lowered here), and its state.  A superseded
+    message may only call an operator: the intent and state a newer message set stay."""
+    if conversation.intent is None or (kind is not K.OTHER and not superseded):
         conversation.intent = kind.value
     if kind in HIGH_PRIORITY:
         conversation.priority = max(conversation.priority or PRIORITY_NORMAL, PRIORITY_HIGH)
+    if superseded:
+        if needs_operator:
+            conversation.state = ConversationState.OPEN
+        return
     if needs_operator or (conversation.priority or PRIORITY_NORMAL) >= PRIORITY_HIGH:
         conversation.state = ConversationState.OPEN
     elif kind in (K.OPT_OUT, K.WRONG_PERSON):
@@ -358,6 +400,113 @@ _ACTIONS = {
     K.NEGOTIATE: _negotiate,
     K.OTHER: _other,
 }
+
+
+# --- a new number ------------------------------------------------------------------------------
+
+
+def _e164_of(wa_id: str) -> str | None:
+    """The phone number a ``wa_id`` is (with the ninth digit when it lacks it), if valid."""
+    try:
+        candidates = whatsapp_variants(wa_id)
+    except InvalidValue:
+        return None
+    for digits in candidates:
+        try:
+            return normalize_phone("+" + digits)
+        except InvalidValue:
+            continue
+    return None
+
+
+async def change_number(
+    session: AsyncSession,
+    conversation: Conversation,
+    phone: CustomerPhone | None,
+    new_wa_id: str,
+    wamid: str,
+    now: datetime,
+) -> str:
+    """Apply WhatsApp's notice that the customer of ``conversation`` moved from ``phone`` to
+    ``new_wa_id`` (contract §5.6 h): the new number becomes an active phone of theirs, the old
+    one is marked unreachable so nothing more goes to it, and what was waiting to go to the old
+    number goes to the new one.  Audited; a second notice changes nothing.  A short note."""
+    customer = await _customer(session, conversation)
+    if customer is None or phone is None:
+        return "number change: no phone of a customer to move"
+    number = _e164_of(new_wa_id)
+    if number is None:
+        return "number change: the new number is not valid"
+    if whatsapp_key(number) == phone.wa_key:
+        return "number change: the same number"
+    conversation.wa_id = new_wa_id
+    new, added = await _phone_for(session, customer, number, new_wa_id)
+    changed = added
+    if not new.active:
+        new.active, changed = True, True
+    if phone.status == PhoneStatus.VALID:
+        phone.status, phone.status_changed_at = PhoneStatus.UNREACHABLE, now
+        changed = True
+    moved = await session.execute(
+        update(ContactAttempt)
+        .where(
+            ContactAttempt.tenant_id == customer.tenant_id,
+            ContactAttempt.customer_id == customer.id,
+            ContactAttempt.state.in_(UNSENT),
+            ContactAttempt.recipient == phone.number,
+        )
+        .values(recipient=number)
+        .returning(ContactAttempt.id)
+    )
+    moved_ids = [str(row.id) for row in moved]
+    if not changed and not moved_ids:
+        return "number change: applied before"
+    await session.flush()
+    await audit(
+        session,
+        "customer_phone.number_changed",
+        customer.tenant_id,
+        ACTOR,
+        ("customer", customer.id),
+        {
+            "source": "whatsapp_system_message",
+            "message_id": wamid,
+            "old_phone_last4": phone.number[-4:],
+            "new_phone_last4": number[-4:],
+            "attempts_moved": moved_ids,
+        },
+    )
+    log.info("conversations.number_changed", customer_id=str(customer.id), moved=len(moved_ids))
+    return f"number changed, {len(moved_ids)} attempt(s) moved"
+
+
+async def _phone_for(
+    session: AsyncSession, customer: Customer, number: str, wa_id: str
+) -> tuple[CustomerPhone, bool]:
+    """The customer's phone ``number`` (``True`` when it is added now, after the others)."""
+    found = await session.scalar(
+        select(CustomerPhone)
+        .where(CustomerPhone.customer_id == customer.id, CustomerPhone.number == number)
+        .with_for_update()
+    )
+    if found is not None:
+        return found, False
+    last = await session.scalar(
+        select(func.max(CustomerPhone.position)).where(CustomerPhone.customer_id == customer.id)
+    )
+    phone = CustomerPhone(
+        tenant_id=customer.tenant_id,
+        customer_id=customer.id,
+        number=number,
+        position=(last if last is not None else -1) + 1,
+        active=True,
+        wa_key=whatsapp_key(number),
+        whatsapp_id=wa_id,
+        status=PhoneStatus.VALID,
+    )
+    session.add(phone)
+    await session.flush()
+    return phone, True
 
 
 # --- holds -------------------------------------------------------------------------------------

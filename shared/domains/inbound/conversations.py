@@ -16,7 +16,15 @@ Each ``whatsapp.message`` event of the journal is handled here, in its tenant's 
    any debt or store relation (LGPD; DESIGN rule 9).  It is recorded first and sent by the
    ``conversations.send`` job, so processing the event twice never sends it twice;
 5. what a known customer writes (not a reaction, not a system notice) is read for its intent
-   and acted on (``actions.py``: opt-out, hold, Pix, hand-off to an operator …).
+   and acted on (``actions.py``: opt-out, hold, Pix, hand-off to an operator …) — a message
+   older than one already read (Meta does not deliver in order) is *superseded*: it restricts
+   but is not answered (``actions.py``);
+6. WhatsApp's notice that a customer changed number (a ``system`` message,
+   ``user_changed_number``) moves the customer to the new number (``actions.change_number``).
+
+``user_preferences`` events (the customer stopped or resumed *marketing* messages in WhatsApp,
+contract §7) are kept in the customer's conversation as evidence; Quita's reminders are utility
+messages, which that setting does not cover.
 
 :func:`window_open`, :func:`conversation_of` and :func:`record_outbound` are what the intent
 layer and the operator inbox build on; sending and the statuses of what was sent live in
@@ -50,7 +58,7 @@ from shared.domains.inbound.replies import (
     record_outbound,
     window_open,
 )
-from shared.domains.inbound.whatsapp import MESSAGE
+from shared.domains.inbound.whatsapp import MESSAGE, USER_PREFERENCES
 from shared.models import (
     ContactAttempt,
     Conversation,
@@ -92,6 +100,7 @@ KINDS = frozenset(
 )
 # a notice about the account, not the user writing: opens no window, asks for nothing
 NOT_FROM_USER = frozenset({"system"})
+NUMBER_CHANGED = "user_changed_number"
 # an answer that needs no answer back (a 👍 on a reminder): opens the window (§4.9) but
 # neither reopens the conversation nor earns the unknown sender's reply
 ACKNOWLEDGEMENT = frozenset({"reaction"})
@@ -398,8 +407,11 @@ def _touch(conversation: Conversation, message: Inbound, channel_id: uuid.UUID |
         conversation.window_expires_at = later(
             conversation.window_expires_at, message.occurred_at + WINDOW
         )
-    if message.kind not in NOT_FROM_USER | ACKNOWLEDGEMENT:
+    if newest and message.kind not in NOT_FROM_USER | ACKNOWLEDGEMENT:
+        # an older message read late reopens nothing a newer one closed (its intent may)
         conversation.state = ConversationState.OPEN
+    elif message.kind in NOT_FROM_USER and conversation.last_inbound_at is None:
+        conversation.state = ConversationState.RESOLVED  # only notices: no one to answer
     if newest:
         conversation.channel_id = channel_id or conversation.channel_id
         conversation.wa_id = message.wa_id or conversation.wa_id
@@ -424,6 +436,13 @@ def _should_greet(conversation: Conversation, message: Inbound, now: datetime) -
         return False
     last = conversation.last_auto_reply_at
     return last is None or now - last >= AUTO_REPLY_EVERY
+
+
+def _changed_to(message: Inbound) -> str | None:
+    """The new ``wa_id`` of a ``user_changed_number`` notice (contract §5.6 h), else ``None``."""
+    if message.kind != "system" or message.details.get("type") != NUMBER_CHANGED:
+        return None
+    return clip(message.details.get("wa_id"), 20)
 
 
 @handles(MESSAGE)
@@ -454,11 +473,26 @@ async def on_message(session: AsyncSession, event: WebhookEvent) -> Outcome:
     waiting = (
         conversation.state == ConversationState.OPEN and conversation.last_inbound_at is not None
     )
+    superseded = (
+        conversation.last_inbound_at is not None
+        and message.occurred_at < conversation.last_inbound_at
+    )
     _touch(conversation, message, event.channel_id)
-    acted = None
+    acted, note = None, None
     if match is not None and message.kind not in NOT_FROM_USER | ACKNOWLEDGEMENT:
         acted = await actions.respond(
-            session, conversation, message.wamid, now, phone=match.phone, waiting=waiting
+            session,
+            conversation,
+            message.wamid,
+            now,
+            phone=match.phone,
+            waiting=waiting,
+            superseded=superseded,
+        )
+    new_wa_id = _changed_to(message)
+    if match is not None and new_wa_id is not None:
+        note = await actions.change_number(
+            session, conversation, match.phone, new_wa_id, message.wamid, now
         )
     greeted = _should_greet(conversation, message, now)
     if greeted:
@@ -478,7 +512,51 @@ async def on_message(session: AsyncSession, event: WebhookEvent) -> Outcome:
         matched=match is not None,
         threaded=attempt is not None,
         greeted=greeted,
+        superseded=superseded,
     )
+    if note is not None:
+        return Outcome.done(note)
     if acted is not None:
         return Outcome.done(f"{message.kind} from customer: {acted.intent}, {acted.note}")
     return Outcome.done(f"{message.kind} {'from customer' if match else 'from unknown sender'}")
+
+
+# --- marketing preferences ---------------------------------------------------------------------
+
+
+@handles(USER_PREFERENCES)
+async def on_user_preferences(session: AsyncSession, event: WebhookEvent) -> Outcome:
+    """Keep a ``user_preferences`` change (marketing ``stop``/``resume``, contract §5.6 j) in
+    the conversation of each customer with that number, once, as a system notice (evidence
+    for LGPD); it opens no window and answers nothing."""
+    payload = event.payload
+    wa_id = clip(payload.get("wa_id"), 20)
+    if event.tenant_id is None or wa_id is None:
+        return Outcome.ignored("no tenant or no wa_id")
+    choice: dict[str, Any] = {
+        k: payload[k] for k in ("category", "value", "detail") if k in payload
+    }
+    customers = {phone.customer_id for phone in await _phones(session, event.tenant_id, wa_id)}
+    recorded = 0
+    for customer_id in sorted(customers):
+        conversation = await conversation_of(
+            session, event.tenant_id, customer_id, create=True, lock=True
+        )
+        assert conversation is not None
+        notice = Inbound(
+            # the journal's event, once per customer, however often it is replayed
+            wamid=f"preference:{event.id}:{customer_id}",
+            kind="system",
+            occurred_at=event.occurred_at or clock.now(),
+            wa_id=wa_id,
+            bsuid=None,
+            text=clip(payload.get("detail"), 4096),
+            details={"type": "user_preferences", **choice},
+        )
+        if await _record_inbound(session, conversation, notice, None):
+            _touch(conversation, notice, event.channel_id)
+            recorded += 1
+    await session.flush()
+    if not customers:
+        return Outcome.ignored("no customer with that number")
+    return Outcome.done(f"{choice.get('category')} {choice.get('value')}: {recorded} recorded")
