@@ -615,6 +615,39 @@ async def test_statuses_in_any_order_end_at_the_furthest(
         assert events[-1].result == "failed after delivered: kept"  # logged, not applied
 
 
+async def test_a_status_that_arrives_late_still_says_when_that_step_happened(
+    scene: Scene,
+) -> None:
+    read, delivered = await _c(scene), await _b(scene)
+
+    await scene.deliver(read, delivered)
+
+    reminder = await scene.fresh(scene.reminder)
+    assert reminder.state == "read"
+    assert reminder.read_at == datetime.fromtimestamp(scene.now - 40, UTC)
+    assert reminder.delivered_at == datetime.fromtimestamp(scene.now - 50, UTC)
+
+
+async def test_delivered_after_a_failure_cancels_the_sms_it_had_called_for(scene: Scene) -> None:
+    assert scene.reminder.provider_message_id is not None
+    failure = wa.failed(
+        scene.number, scene.reminder.provider_message_id, ANA_WA, scene.now - 55, 131026
+    )
+    await scene.deliver(failure)
+    [fallback] = await scene.shop.session.scalars(
+        select(ContactAttempt).where(ContactAttempt.fallback_of == scene.reminder.id)
+    )
+    assert fallback.state == "queued"
+
+    await scene.deliver(await _b(scene))  # another of her devices had it after all
+
+    reminder = await scene.fresh(scene.reminder)
+    assert (reminder.state, reminder.reason) == ("delivered", None)
+    assert reminder.error_code == 131026  # the failure stays on record
+    fallback = await scene.fresh(fallback)
+    assert (fallback.state, fallback.reason) == ("cancelled", "delivered")
+
+
 async def test_the_same_status_in_two_different_posts_counts_once(scene: Scene) -> None:
     delivered = await _b(scene)
     both = wa.envelope(

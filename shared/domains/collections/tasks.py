@@ -27,6 +27,7 @@ from shared import clock
 from shared.domains.collections import sending
 from shared.domains.collections.attempts import IllegalTransition, next_state
 from shared.domains.collections.planner import plan_tenant
+from shared.domains.collections.service import UNSENT
 from shared.domains.inbound import replies, sms
 from shared.domains.inbound.journal import Outcome, handles
 from shared.domains.inbound.whatsapp import STATUS
@@ -112,19 +113,48 @@ async def apply_status(
     except IllegalTransition as exc:
         return Outcome.ignored(str(exc))
     if after == attempt.state:
+        # out of order (read before delivered): the earlier step still happened, and when
+        if reported != S.FAILED:
+            _stamp(attempt, reported, at)
         return Outcome.done(f"{reported} after {attempt.state}: kept")
     before = attempt.state
     attempt.state = after
-    stamp = _STAMP.get(after)
-    if stamp and at is not None:
-        setattr(attempt, stamp, at)
+    _stamp(attempt, after, at)
     if after == S.FAILED and failure is not None:
         attempt.error_class, attempt.error_code = str(failure.error_class), failure.code
         attempt.reason = str(failure.error_class)
         if failure.fallback:
             await sending.queue_fallback(session, attempt)
+    elif before == S.FAILED:
+        # reached them after all (another device): the fallback it called for is pointless
+        attempt.reason = None
+        await _cancel_fallbacks(session, attempt)
     await session.flush()
     return Outcome.done(f"{before} → {after}")
+
+
+def _stamp(attempt: ContactAttempt, state: AttemptState, at: datetime | None) -> None:
+    """Record when ``state`` happened, unless it is already known."""
+    column = _STAMP.get(state)
+    if column and at is not None and getattr(attempt, column) is None:
+        setattr(attempt, column, at)
+
+
+async def _cancel_fallbacks(session: AsyncSession, attempt: ContactAttempt) -> None:
+    """Cancel the fallback messages ``attempt`` queued that have not gone yet."""
+    pending = await session.scalars(
+        select(ContactAttempt)
+        .where(
+            ContactAttempt.tenant_id == attempt.tenant_id,
+            ContactAttempt.fallback_of == attempt.id,
+            ContactAttempt.state.in_(UNSENT),
+        )
+        .with_for_update()
+    )
+    for fallback in pending:
+        fallback.state = next_state(AttemptState(fallback.state), S.CANCELLED)
+        fallback.reason = "delivered"
+        fallback.decisions = [*fallback.decisions, {"rule": "delivered", "held": True}]
 
 
 async def _attempt_by_message(
