@@ -503,8 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("scheduler", cmd_scheduler, "run the scheduler")
     add("run", cmd_run, "the whole platform with demo data (what `make run` calls)")
 
-    from services import cli_identity, cli_import, cli_money
+    from services import cli_audit, cli_identity, cli_import, cli_money
 
+    cli_audit.register(sub, add, _out)
     cli_identity.register(sub, add, _out)
     cli_import.register(sub, add, _out)
     cli_money.register(sub, add, _out)

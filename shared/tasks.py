@@ -5,6 +5,7 @@ The worker, the scheduler, the api and the webhooks service all import it, so ev
 to the outbox resolves.
 """
 
+from shared.domains.audit import tasks as _audit_tasks  # noqa: F401
 from shared.domains.channels import tasks as _channel_tasks  # noqa: F401
 from shared.domains.collections import tasks as _collection_tasks  # noqa: F401
 from shared.domains.inbound import conversations as _conversations  # noqa: F401

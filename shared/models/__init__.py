@@ -1,6 +1,6 @@
 """Every ORM model, one file per table; importing this module fills ``Base.metadata``."""
 
-from shared.models.audit import AuditEvent
+from shared.models.audit import AuditEvent, AuditSeal
 from shared.models.channel import Channel, ChannelKind, ChannelStatus
 from shared.models.collections import (
     AttemptState,
@@ -44,6 +44,7 @@ from shared.models.webhook import WebhookEvent, WebhookEventState, WebhookReceip
 __all__ = [
     "AttemptState",
     "AuditEvent",
+    "AuditSeal",
     "Cadence",
     "CadenceStep",
     "Campaign",
