@@ -17,6 +17,7 @@ from services.api.auth.state import auth_lifespan
 from services.api.controllers.admin import AdminController
 from services.api.controllers.channels import CHANNEL_CONTROLLERS
 from services.api.controllers.collections import COLLECTION_CONTROLLERS
+from services.api.controllers.evidence import EVIDENCE_CONTROLLERS
 from services.api.controllers.identity import IDENTITY_CONTROLLERS
 from services.api.controllers.imports import IMPORT_CONTROLLERS
 from services.api.controllers.inbox import INBOX_CONTROLLERS
@@ -56,6 +57,7 @@ def create_app(
             *OAUTH_ROUTES,
             *IDENTITY_CONTROLLERS,
             *PORTFOLIO_CONTROLLERS,
+            *EVIDENCE_CONTROLLERS,
             *IMPORT_CONTROLLERS,
             *CHANNEL_CONTROLLERS,
             *TEMPLATE_CONTROLLERS,

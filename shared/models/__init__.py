@@ -23,6 +23,7 @@ from shared.models.conversation import (
 from shared.models.customer import Customer
 from shared.models.customer_phone import CustomerPhone, PhoneStatus
 from shared.models.data_import import DataImport, ImportError_, ImportRow, ImportStatus
+from shared.models.data_request import DataRequest, DataRequestStatus
 from shared.models.fee_rule import CorrectionIndexRate, FeeRuleVersion
 from shared.models.inbox import ConversationNote, InboxOperator
 from shared.models.installment import Installment, InstallmentStatus
@@ -63,6 +64,8 @@ __all__ = [
     "Customer",
     "CustomerPhone",
     "DataImport",
+    "DataRequest",
+    "DataRequestStatus",
     "FeeRuleVersion",
     "HoldKind",
     "ImportError_",

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    Text,
     UniqueConstraint,
     func,
     text,
@@ -221,7 +222,10 @@ class ContactAttempt(UUIDPrimaryKey, Timestamps, Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     error_class: Mapped[str | None] = mapped_column(String(32))
     error_code: Mapped[int | None]
+    # what the provider said it charges (WhatsApp ``pricing``: billable, model, category, type)
+    pricing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     amounts: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    rendered_text: Mapped[str | None] = mapped_column(Text)  # as the debtor reads it
     rendered_sha256: Mapped[str | None] = mapped_column(String(64))
     decisions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
 

@@ -34,7 +34,8 @@ class ConversationNote(UUIDPrimaryKey, Base):
 class InboxOperator(UUIDPrimaryKey, Timestamps, Base):
     """How much of the inbox one person of a tenant takes: at most ``capacity`` conversations
     assigned and not resolved, and none while ``available`` is false.  A member without a row
-    takes up to ``DEFAULT_CAPACITY``."""
+    takes up to ``DEFAULT_CAPACITY``.  With ``auto_assign`` the person is handed waiting
+    conversations in turn (the one handed one longest ago, ``last_assigned_at``, first)."""
 
     __tablename__ = "inbox_operators"
     __table_args__ = (UniqueConstraint("tenant_id", "user_id"),)
@@ -43,3 +44,5 @@ class InboxOperator(UUIDPrimaryKey, Timestamps, Base):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     capacity: Mapped[int] = mapped_column(SmallInteger, server_default=str(DEFAULT_CAPACITY))
     available: Mapped[bool] = mapped_column(server_default="true")
+    auto_assign: Mapped[bool] = mapped_column(server_default="false")
+    last_assigned_at: Mapped[datetime | None]

@@ -19,9 +19,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.domains.channels import schemas as channel_schemas
+from shared.domains.channels import service as channels
 from shared.domains.identity import schemas as identity_schemas
 from shared.domains.identity import service as identity
 from shared.domains.identity.service import CLI_ACTOR
+from shared.domains.inbound import assignment
 from shared.models import (
     AuditEvent,
     ContactAttempt,
@@ -123,6 +126,21 @@ class Shop:
         await self.ids.member(self.party.tenant, user, role)
         me = Party(self.party.tenant, user, self.party.client, self.party.client_secret)
         return user.id, bearer(await self.ids.token(me, role=role))
+
+    async def whatsapp(self) -> None:
+        """A WhatsApp number of the shop's, so reminders have a channel to leave by."""
+        await use_scope(self.session, SYSTEM)
+        data = channel_schemas.WhatsAppIn(
+            name="WhatsApp",
+            phone_number_id=str(uuid.uuid4().int)[:15],
+            waba_id="1",
+            display_number="+55 11 4000-0000",
+            access_token="t",
+            app_secret="s",
+            verify_token="v",
+        )
+        await channels.create(self.session, self.party.tenant.id, data, CLI_ACTOR)
+        await self.session.flush()
 
     async def audit(self, action: str) -> list[AuditEvent]:
         await use_scope(self.session, SYSTEM)
@@ -356,6 +374,55 @@ async def test_outside_the_window_only_a_template_may_be_sent(shop: Shop) -> Non
     assert [e["direction"] for e in timeline if e["type"] == "message"] == ["in"]
 
 
+async def test_outside_the_window_the_template_reminder_goes_under_the_reguas_rules(
+    shop: Shop,
+) -> None:
+    await shop.whatsapp()
+    maria = await shop.customer("C-1", "+5511987654321")
+    overdue_day = (_now().astimezone(SP) - timedelta(days=6)).date().isoformat()
+    await shop.installment("P-1", "C-1", overdue_day, "150.00")
+    conversation = await shop.wrote(maria, "oi", ago=timedelta(hours=30))
+
+    first = await shop.call("POST", f"/v1/conversations/{conversation}/remind")
+    again = await shop.call("POST", f"/v1/conversations/{conversation}/remind")
+
+    assert first.status_code == 202, first.text
+    attempt = first.json()
+    assert (attempt["kind"], attempt["state"], attempt["reason"]) == ("manual", "queued", None)
+    assert attempt["channel"] == "whatsapp"
+    assert [i["installment_external_id"] for i in attempt["items"]] == ["P-1"]
+    # a second template the same day is held by the daily cap, as any reminder would be
+    assert (again.json()["state"], again.json()["reason"]) == ("skipped", "daily_cap")
+    detail = (await shop.call("GET", f"/v1/conversations/{conversation}")).json()
+    assert detail["conversation"]["state"] == "pending"
+    assert {e["id"]: e["state"] for e in detail["timeline"] if e["type"] == "attempt"} == {
+        attempt["id"]: "queued",
+        again.json()["id"]: "skipped",
+    }
+    events = await shop.audit("conversation.reminded")
+    assert [e.data["attempt_id"] for e in events] == [attempt["id"], again.json()["id"]]
+
+
+async def test_no_template_to_a_stranger_a_wrong_number_or_someone_who_owes_nothing(
+    shop: Shop,
+) -> None:
+    stranger = await shop.wrote(None, "quem é?", wa_id="5521999990000", ago=timedelta(hours=30))
+    paid_up = await shop.customer("C-2", "+5511911110002")
+    nothing_due = await shop.wrote(paid_up, "oi", wa_id="5511911110002", ago=timedelta(hours=30))
+    maria = await shop.customer("C-1", "+5511987654321")
+    wrong = await shop.wrote(maria, "não sou eu", ago=timedelta(hours=30))
+    await shop.call("PATCH", "/v1/customers/C-1/phones/+5511987654321", {"status": "wrong_person"})
+
+    answers = [
+        (await shop.call("POST", f"/v1/conversations/{c}/remind")).json()["code"]
+        for c in (stranger, nothing_due, wrong)
+    ]
+
+    assert answers == ["not_a_customer", "nothing_to_remind", "wrong_number"]
+    detail = await shop.call("GET", f"/v1/conversations/{stranger}")
+    assert detail.json()["can_reply"] == {"free_text": False, "template": False}
+
+
 async def test_nothing_is_sent_to_a_number_marked_as_someone_elses(shop: Shop) -> None:
     maria = await shop.customer("C-1", "+5511987654321")
     conversation = await shop.wrote(maria, "não sou eu")
@@ -555,6 +622,84 @@ async def test_an_operator_marked_away_takes_nothing(shop: Shop) -> None:
     assert r.status_code == 409 and r.json()["code"] == "operator_unavailable"
 
 
+async def test_waiting_conversations_are_handed_in_turn_to_operators_who_opted_in(
+    shop: Shop, run_jobs: Any
+) -> None:
+    waiting = []
+    for n in range(5):
+        who = await shop.customer(f"C-{n}", f"+551191111000{n}")
+        minutes = timedelta(minutes=10 - n)  # C-4 wrote last: the most urgent after priority
+        waiting.append(await shop.wrote(who, "oi", wa_id=f"551191111000{n}", ago=minutes))
+    ana, _ = await shop.person(Role.OPERATOR)
+    bia, _ = await shop.person(Role.OPERATOR)
+    caio, _ = await shop.person(Role.OPERATOR)  # pulls by hand: never handed anything
+    for who, capacity in ((ana, 20), (bia, 1)):
+        r = await shop.call(
+            "PUT", f"/v1/inbox/operators/{who}", {"capacity": capacity, "auto_assign": True}
+        )
+        assert r.status_code == 200 and r.json()["auto_assign"] is True, r.text
+
+    await run_jobs()
+
+    def owner_of(c: uuid.UUID, items: list[dict[str, Any]]) -> str | None:
+        return next(i["assignee_id"] for i in items if i["id"] == str(c))
+
+    items = (await shop.call("GET", "/v1/conversations")).json()["items"]
+    owners = [owner_of(c, items) for c in reversed(waiting)]  # most urgent first
+    # ana and bia take turns while bia has room (capacity 1); ana takes the rest
+    assert {owners[0], owners[1]} == {str(ana), str(bia)}
+    assert owners[2:] == [str(ana)] * 3
+    assert str(caio) not in owners
+    events = [e for e in await shop.audit("conversation.assigned") if e.data.get("auto")]
+    assert len(events) == 5 and {e.actor_type for e in events} == {"system"}
+
+    # bia resolves hers: a new conversation goes to her, whose turn is older than ana's
+    bias = next(c for c, o in zip(reversed(waiting), owners, strict=True) if o == str(bia))
+    await shop.call("POST", f"/v1/conversations/{bias}/resolve")
+    newcomer = await shop.customer("C-9", "+5511911110009")
+    late = await shop.wrote(newcomer, "oi", wa_id="5511911110009")
+    await run_jobs()
+    await shop.call("PUT", f"/v1/inbox/operators/{ana}", {"auto_assign": True})
+    await run_jobs()
+
+    items = (await shop.call("GET", "/v1/conversations")).json()["items"]
+    assert owner_of(late, items) == str(bia)
+    operators = {o["user_id"]: o for o in (await shop.call("GET", "/v1/inbox/operators")).json()}
+    assert (operators[str(ana)]["assigned_open"], operators[str(bia)]["assigned_open"]) == (4, 1)
+    assert operators[str(caio)]["auto_assign"] is False
+
+
+async def test_nobody_away_or_full_is_handed_a_conversation(shop: Shop, run_jobs: Any) -> None:
+    who = await shop.customer("C-1", "+5511911110001")
+    conversation = await shop.wrote(who, "oi", wa_id="5511911110001")
+    away, _ = await shop.person(Role.OPERATOR)
+    full, _ = await shop.person(Role.OPERATOR)
+    await shop.call("PUT", f"/v1/inbox/operators/{away}", {"available": False, "auto_assign": True})
+    await shop.call("PUT", f"/v1/inbox/operators/{full}", {"capacity": 0, "auto_assign": True})
+
+    await run_jobs()
+
+    detail = (await shop.call("GET", f"/v1/conversations/{conversation}")).json()
+    assert detail["conversation"]["assignee_id"] is None
+
+
+async def test_the_scheduler_hands_out_what_waits_where_someone_takes_it(
+    shop: Shop, run_jobs: Any
+) -> None:
+    operator, _ = await shop.person(Role.OPERATOR)
+    await shop.call("PUT", f"/v1/inbox/operators/{operator}", {"auto_assign": True})
+    await run_jobs()  # nothing waits yet
+    who = await shop.customer("C-1", "+5511911110001")
+    conversation = await shop.wrote(who, "oi", wa_id="5511911110001")
+
+    await use_scope(shop.session, SYSTEM)
+    await assignment.hand_out_everywhere(shop.session)
+    await run_jobs()
+
+    detail = (await shop.call("GET", f"/v1/conversations/{conversation}")).json()
+    assert detail["conversation"]["assignee_id"] == str(operator)
+
+
 async def test_only_managers_set_capacities_and_only_of_their_own_people(
     shop: Shop, ids: Identities
 ) -> None:
@@ -638,6 +783,24 @@ async def test_an_agency_with_a_message_mandate_works_the_conversation(
     assert event.data["tenant_id"] == str(shop.party.id)
 
 
+async def test_an_agency_does_not_send_the_retailers_reminders(shop: Shop, ids: Identities) -> None:
+    await shop.whatsapp()
+    covered = await shop.customer("C-1", "+5511911110001")
+    await shop.installment("P-1", "C-1", (_now() - timedelta(days=6)).date().isoformat(), "90.00")
+    conversation = await shop.wrote(covered, "oi", wa_id="5511911110001", ago=timedelta(hours=30))
+    agency = await ids.party("Agência", "agency")
+    await _mandate(shop, agency, ["read", "message"], [])
+    them = bearer(await ids.token(agency))
+
+    detail = await shop.call("GET", f"/v1/conversations/{conversation}", headers=them)
+    r = await shop.call("POST", f"/v1/conversations/{conversation}/remind", headers=them)
+
+    assert detail.status_code == 200, detail.text
+    assert detail.json()["can_reply"] == {"free_text": False, "template": False}
+    assert r.status_code == 403
+    assert (await shop.call("GET", "/v1/attempts")).json()["items"] == []
+
+
 async def test_another_retailers_conversation_is_not_found(shop: Shop, ids: Identities) -> None:
     maria = await shop.customer("C-1", "+5511987654321")
     conversation = await shop.wrote(maria, "oi")
@@ -649,6 +812,7 @@ async def test_another_retailers_conversation_is_not_found(shop: Shop, ids: Iden
         for method, tail, body in (
             ("GET", "", None),
             ("POST", "/messages", {"text": "x"}),
+            ("POST", "/remind", None),
             ("POST", "/notes", {"text": "x"}),
             ("POST", "/assign", {"assignee": None}),
             ("POST", "/resolve", None),
@@ -657,4 +821,4 @@ async def test_another_retailers_conversation_is_not_found(shop: Shop, ids: Iden
     ]
 
     assert listed.json()["items"] == []
-    assert [a.status_code for a in answers] == [404] * 6
+    assert [a.status_code for a in answers] == [404] * 7

@@ -39,6 +39,7 @@ from shared.models import (
     ContactAttempt,
     Conversation,
     ConversationMessage,
+    DataRequest,
     Membership,
 )
 from shared.tenancy import SYSTEM, Scope, tenant_scope, use_scope
@@ -81,6 +82,7 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "attempt_id": lambda w: w.objects["attempt_id"],
     "campaign_id": lambda w: w.objects["campaign_id"],
     "conversation_id": lambda w: w.objects["conversation_id"],
+    "request_id": lambda w: w.objects["data_request_id"],
     "user_id": lambda w: str(w.a.owner.id),
 }
 
@@ -147,6 +149,7 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
     },
     "ReplyIn": lambda w: {"text": "Intruso"},
     "NoteIn": lambda w: {"text": "Intruso"},
+    "DataRequestIn": lambda w: {"received_via": "email"},
     "AssignIn": lambda w: {"assignee": None},
     "OperatorIn": lambda w: {"capacity": 5},
 }
@@ -280,7 +283,14 @@ async def _collection_of(session: AsyncSession, a: Party, customer_id: uuid.UUID
         last_inbound_at=datetime.now(UTC),
         window_expires_at=datetime.now(UTC) + timedelta(hours=24),
     )
-    session.add_all([hold, attempt, conversation])
+    # a data subject's access request, open
+    request = DataRequest(
+        tenant_id=a.id,
+        customer_id=customer_id,
+        received_at=datetime.now(UTC),
+        due_at=datetime.now(UTC) + timedelta(days=15),
+    )
+    session.add_all([hold, attempt, conversation, request])
     await session.flush()
     session.add(
         ConversationMessage(
@@ -296,6 +306,7 @@ async def _collection_of(session: AsyncSession, a: Party, customer_id: uuid.UUID
     await session.flush()
     return {
         "conversation_id": str(conversation.id),
+        "data_request_id": str(request.id),
         "cadence_id": str(cadence),
         "hold_id": str(hold.id),
         "attempt_id": str(attempt.id),

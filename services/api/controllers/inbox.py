@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.auth.guards import principal_of, requires
 from services.api.controllers.channels import own_tenant
 from shared import clock
+from shared.domains.collections import reports
+from shared.domains.collections.schemas import AttemptDetail
 from shared.domains.inbound import inbox, schemas
 from shared.domains.inbound.inbox import InboxFilter
 from shared.models import Role
@@ -105,16 +107,16 @@ class ConversationController(Controller):
         db: NamedDependency[AsyncSession],
         conversation_id: FromPath[uuid.UUID],
     ) -> schemas.ConversationDetail:
-        now = clock.now()
-        found = await inbox.find_conversation(db, _me(request), conversation_id, now)
-        return await inbox.conversation_detail(db, found, now)
+        principal, now = _me(request), clock.now()
+        found = await inbox.find_conversation(db, principal, conversation_id, now)
+        return await inbox.conversation_detail(db, principal, found, now)
 
     @post(
         "/{conversation_id:uuid}/messages",
         summary="Reply with free text inside the 24-hour window",
         description="202: recorded and queued; it leaves once. 409 window_closed outside the "
-        "window (only a template may be sent then), 409 wrong_number when the number is "
-        "marked as someone else's. The same Idempotency-Key sends once. Audited.",
+        "window (only a template may be sent then: POST .../remind), 409 wrong_number when "
+        "the number is marked as someone else's. The same Idempotency-Key sends once. Audited.",
         guards=[WORK],
         status_code=202,
     )
@@ -140,6 +142,30 @@ class ConversationController(Controller):
             sent_by=m.sent_by,
             occurred_at=m.occurred_at,
         )
+
+    @post(
+        "/{conversation_id:uuid}/remind",
+        summary="Send the template reminder (what reaches the person outside the window)",
+        description="The reminder the régua would send now about everything overdue or due "
+        "within 3 days, with today's amounts and Pix code and the same governance: the answer "
+        "is the attempt, queued (planned_for: the next instant inside the debtor's contact "
+        "window) or skipped with the reason (daily_cap, opted_out, hold_paid_claim ...). "
+        "The retailer's own people only (403 for an agency); 409 not_a_customer for an unknown "
+        "sender, 409 wrong_number, 409 nothing_to_remind when nothing is due. Audited.",
+        guards=[WORK],
+        status_code=202,
+    )
+    async def remind(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        conversation_id: FromPath[uuid.UUID],
+    ) -> AttemptDetail:
+        principal, now = _me(request), clock.now()
+        found = await inbox.find_conversation(db, principal, conversation_id, now, work=True)
+        attempt = await inbox.remind(db, principal, found, now)
+        assert found.customer is not None  # inbox.remind refuses unknown senders
+        return await reports.attempt_detail(db, attempt, found.customer.external_id)
 
     @post(
         "/{conversation_id:uuid}/notes",

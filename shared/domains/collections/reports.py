@@ -97,6 +97,7 @@ async def attempt_detail(
         decisions=list(a.decisions),
         amounts=a.amounts,
         rendered_sha256=a.rendered_sha256,
+        pricing=a.pricing,
     )
 
 

@@ -203,6 +203,8 @@ class AttemptDetail(AttemptOut):
     decisions: list[dict[str, Any]] = msgspec.field(default_factory=list)
     amounts: dict[str, Any] | None = None
     rendered_sha256: str | None = None
+    pricing: dict[str, Any] | None = None  # as the provider reported it (WhatsApp: billable,
+    # pricing_model, category, type)
 
 
 class AttemptPage(msgspec.Struct):

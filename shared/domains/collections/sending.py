@@ -449,7 +449,9 @@ async def _prepare(
     prepared = Prepared(attempt, channel, template, content)
     attempt.channel_id, attempt.template_id = channel.id, template.id
     attempt.amounts = content.amounts
-    attempt.rendered_sha256 = hashlib.sha256(prepared.rendered().encode()).hexdigest()
+    # the evidence of what it said: the text as the debtor reads it, and its hash
+    attempt.rendered_text = prepared.rendered()
+    attempt.rendered_sha256 = hashlib.sha256(attempt.rendered_text.encode()).hexdigest()
     return prepared
 
 

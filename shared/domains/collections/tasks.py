@@ -62,6 +62,7 @@ _SMS_STATUS: dict[OurStatus, AttemptState] = {
     "undelivered": S.FAILED,
     "failed": S.FAILED,
 }
+_PRICING = ("billable", "pricing_model", "category", "type")
 _STAMP = {S.SENT: "sent_at", S.DELIVERED: "delivered_at", S.READ: "read_at", S.FAILED: "failed_at"}
 
 
@@ -199,6 +200,10 @@ async def on_status(session: AsyncSession, event: WebhookEvent) -> Outcome:
         ):
             return Outcome.done("conversation message")
         return Outcome.ignored("no attempt of this tenant sent that message")
+    pricing = payload.get("pricing")
+    if isinstance(pricing, dict) and pricing != attempt.pricing:
+        # sent with delivered/read carry it (contract §5.5): what this message is charged as
+        attempt.pricing = {k: pricing[k] for k in _PRICING if k in pricing}
     failure = None
     if reported == S.FAILED:
         errors = payload.get("errors")

@@ -52,6 +52,7 @@ from shared.domains.collections.content import compose
 from shared.domains.collections.holds import cancel_unsent
 from shared.domains.collections.planner import REMIND_AHEAD_DAYS
 from shared.domains.collections.service import UNSENT, audit
+from shared.domains.inbound.assignment import queue_hand_out
 from shared.domains.inbound.intents import Intent, IntentKind, classify
 from shared.domains.inbound.replies import WindowClosed, record_outbound
 from shared.domains.money import rules
@@ -237,6 +238,8 @@ async def act(
     )
     if customer.do_not_contact:
         conversation.state = ConversationState.OPEN
+    if conversation.state == ConversationState.OPEN and conversation.assignee_id is None:
+        await queue_hand_out(session, conversation.tenant_id)  # someone may take it now
     await session.flush()
     log.info(
         "conversations.acted",

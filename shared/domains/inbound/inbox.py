@@ -7,9 +7,13 @@ included; an agency sees the conversations of the customers its mandates cover a
 answer 403, what it cannot see 404.  Every change is audited under the caller's own tenant
 (the audit log's row-level security accepts nothing else), naming the conversation's tenant.
 
-Assignment is a pull model: an operator takes the next unassigned open conversation, highest
-priority first, as long as fewer than its ``capacity`` conversations assigned to it are not
-resolved (20 unless a manager set otherwise).  Explicit assignment honours the same capacity.
+Assignment: an operator takes the next unassigned open conversation, highest priority first,
+as long as fewer than its ``capacity`` conversations assigned to it are not resolved (20 unless a
+manager set otherwise); explicit assignment honours the same capacity; and operators who opted
+in to ``auto_assign`` are handed waiting conversations in turn (``assignment.py``).
+
+Outside the 24-hour window only a template reaches the person: the inbox sends the reminder the
+régua would send (``remind``), under the same governance and with today's amounts.
 """
 
 from __future__ import annotations
@@ -41,7 +45,16 @@ from shared.brazil.documents import mask_document
 from shared.brazil.errors import InvalidValue
 from shared.brazil.phones import whatsapp_key
 from shared.domains.audit.service import Actor, record
+from shared.domains.collections import holds
 from shared.domains.inbound import schemas
+from shared.domains.inbound.assignment import (
+    ACTIVITY,
+    ROLES,
+    URGENCY,
+    open_load,
+    person_lock,
+    queue_hand_out,
+)
 from shared.domains.inbound.replies import record_outbound, window_open
 from shared.domains.money import rules
 from shared.domains.money.balance import balance_of, local_date
@@ -49,6 +62,7 @@ from shared.domains.portfolio.scoping import visible_customers
 from shared.domains.portfolio.status import COLLECTABLE
 from shared.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from shared.models import (
+    AttemptState,
     ContactAttempt,
     Conversation,
     ConversationMessage,
@@ -69,7 +83,7 @@ from shared.pagination import decode_cursor, encode_cursor, invalid_cursor
 from shared.tenancy import Principal
 from shared.tenancy.principal import PrincipalKind
 
-INBOX_ROLES = (Role.OWNER, Role.ADMIN, Role.OPERATOR)
+INBOX_ROLES = ROLES
 PREVIEW_CHARS = 120
 _COLLECTABLE = tuple(s.value for s in COLLECTABLE)
 
@@ -166,9 +180,6 @@ def _last_message() -> Any:
     return latest
 
 
-_ACTIVITY = func.coalesce(Conversation.last_inbound_at, Conversation.created_at)
-
-
 @dataclass(frozen=True, slots=True)
 class InboxFilter:
     state: str | None = None
@@ -233,7 +244,7 @@ def _after(cursor: str) -> ColumnElement[bool]:
         key = (int(priority), datetime.fromisoformat(instant), uuid.UUID(ident))
     except ValueError:
         raise invalid_cursor() from None
-    return tuple_(Conversation.priority, _ACTIVITY, Conversation.id) < key
+    return tuple_(Conversation.priority, ACTIVITY, Conversation.id) < key
 
 
 def _document(customer: Customer | None) -> str | None:
@@ -302,13 +313,7 @@ async def list_conversations(
     stmt = _filtered(_base(principal, now), principal, f, now)
     if cursor:
         stmt = stmt.where(_after(cursor))
-    rows = (
-        await session.execute(
-            stmt.order_by(
-                Conversation.priority.desc(), _ACTIVITY.desc(), Conversation.id.desc()
-            ).limit(limit + 1)
-        )
-    ).all()
+    rows = (await session.execute(stmt.order_by(*URGENCY).limit(limit + 1))).all()
     more = len(rows) > limit
     rows = rows[:limit]
     last = await _messages(session, [r.last_message_id for r in rows])
@@ -381,18 +386,25 @@ async def _wrong_number(session: AsyncSession, c: Conversation) -> bool:
 
 
 async def can_reply(
-    session: AsyncSession, c: Conversation, customer: Customer | None, now: datetime
+    session: AsyncSession,
+    c: Conversation,
+    customer: Customer | None,
+    now: datetime,
+    *,
+    own: bool = True,
 ) -> schemas.CanReply:
+    """What may be sent now: free text inside the window; a template reminder (the retailer's
+    own people only, since it is a collection message under the régua's governance) to a
+    customer who may still be contacted on WhatsApp."""
     if await _wrong_number(session, c):
         return schemas.CanReply(free_text=False, template=False)
-    if window_open(c, now):
-        return schemas.CanReply(free_text=True, template=True)
     may_template = (
-        customer is not None
+        own
+        and customer is not None
         and not customer.do_not_contact
         and "whatsapp" not in (customer.opted_out or [])
     )
-    return schemas.CanReply(free_text=False, template=may_template)
+    return schemas.CanReply(free_text=window_open(c, now), template=may_template)
 
 
 def _midnight(day: Any, zone: str) -> datetime:
@@ -496,7 +508,7 @@ _ORDER = {
 
 
 async def conversation_detail(
-    session: AsyncSession, found: Found, now: datetime
+    session: AsyncSession, principal: Principal, found: Found, now: datetime
 ) -> schemas.ConversationDetail:
     """The conversation with everything about its debtor in time order: installments (with
     today's balance), contact attempts and their statuses, messages either way, notes."""
@@ -508,7 +520,9 @@ async def conversation_detail(
     timeline.sort(key=lambda e: (e.at, _ORDER[type(e)], e.id))
     return schemas.ConversationDetail(
         conversation=await found_out(session, found, now),
-        can_reply=await can_reply(session, c, customer, now),
+        can_reply=await can_reply(
+            session, c, customer, now, own=principal.tenant_id == c.tenant_id
+        ),
         timeline=timeline,
     )
 
@@ -584,6 +598,33 @@ async def reply(
     return message
 
 
+class NotACustomer(Conflict):
+    code = "not_a_customer"
+    title = "The sender is not one of your customers"
+
+
+async def remind(
+    session: AsyncSession, principal: Principal, found: Found, now: datetime
+) -> ContactAttempt:
+    """The template outside the window: the reminder the régua would send now, about what the
+    customer owes today, with the same governance (the answer is the attempt, ``queued`` for the
+    next allowed instant or ``skipped`` with the reason).  Only the retailer's own people send
+    it (a collection message); never to an unknown sender or a number marked wrong."""
+    c, customer = found.conversation, found.customer
+    if principal.tenant_id != c.tenant_id:
+        raise Forbidden("Only the retailer's own people send reminders.")
+    if customer is None:
+        raise NotACustomer("nothing about a debt is sent to someone who is not your customer")
+    if await _wrong_number(session, c):
+        raise WrongNumber("this number belongs to someone else: nothing is sent to it")
+    attempt = await holds.remind(session, customer, Actor.of(principal), now)
+    if c.state == ConversationState.OPEN and attempt.state != AttemptState.SKIPPED:
+        c.state = ConversationState.PENDING  # answered: the debtor's turn
+    await _audit(session, principal, "conversation.reminded", c, attempt_id=str(attempt.id))
+    await session.flush()
+    return attempt
+
+
 async def add_note(
     session: AsyncSession, principal: Principal, found: Found, text: str
 ) -> ConversationNote:
@@ -606,6 +647,8 @@ async def resolve(session: AsyncSession, principal: Principal, found: Found) -> 
         before = c.state
         c.state, c.priority = ConversationState.RESOLVED, 0
         await _audit(session, principal, "conversation.resolved", c, before=before)
+        if c.assignee_id is not None and before != ConversationState.RESOLVED:
+            await queue_hand_out(session, c.tenant_id)  # a place is free
     await session.flush()
 
 
@@ -632,32 +675,14 @@ async def _settings_of(
     return (row.capacity, row.available) if row else (DEFAULT_CAPACITY, True)
 
 
-async def assigned_open(session: AsyncSession, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """How many conversations each person has assigned and not resolved (in every tenant the
-    caller may see: an agency's operator works for several retailers)."""
-    rows = await session.execute(
-        select(Conversation.assignee_id, func.count())
-        .where(
-            Conversation.assignee_id.in_(user_ids),
-            Conversation.state != ConversationState.RESOLVED,
-        )
-        .group_by(Conversation.assignee_id)
-    )
-    counts: dict[uuid.UUID, int] = {u: 0 for u in user_ids}
-    counts.update({u: n for u, n in rows.tuples() if u is not None})
-    return counts
-
-
 async def _check_room(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
     """Refuse one more conversation for ``user_id`` when it is away or full.  Serialized per
     person, so two takes at once cannot both squeeze into the last place."""
-    await session.execute(
-        select(func.pg_advisory_xact_lock(func.hashtextextended(f"inbox:{user_id}", 0)))
-    )
+    await session.execute(select(person_lock(user_id)))
     capacity, available = await _settings_of(session, tenant_id, user_id)
     if not available:
         raise OperatorUnavailable("the operator is marked as not taking conversations")
-    taken = (await assigned_open(session, [user_id]))[user_id]
+    taken = (await open_load(session, [user_id]))[user_id]
     if taken >= capacity:
         raise AtCapacity(f"the operator already has {taken} of {capacity} conversations")
 
@@ -719,7 +744,7 @@ async def take_next(session: AsyncSession, principal: Principal, now: datetime) 
             Conversation.state == ConversationState.OPEN,
             Conversation.assignee_id.is_(None),
         )
-        .order_by(Conversation.priority.desc(), _ACTIVITY.desc(), Conversation.id.desc())
+        .order_by(*URGENCY)
         .limit(1)
         .with_for_update(of=Conversation, skip_locked=True)
     )
@@ -752,13 +777,14 @@ async def operators(session: AsyncSession, tenant_id: uuid.UUID) -> list[schemas
             .order_by(Membership.created_at, Membership.user_id)
         )
     ).all()
-    load = await assigned_open(session, [r[0] for r in rows])
+    load = await open_load(session, [r[0] for r in rows])
     return [
         schemas.OperatorOut(
             user_id=user,
             role=role,
             capacity=op.capacity if op else DEFAULT_CAPACITY,
             available=op.available if op else True,
+            auto_assign=op.auto_assign if op else False,
             assigned_open=load[user],
         )
         for user, role, op in rows
@@ -782,8 +808,10 @@ async def set_operator(
     if row is None:
         row = InboxOperator(tenant_id=tenant_id, user_id=user_id)
         session.add(row)
-    row.capacity, row.available = data.capacity, data.available
+    row.capacity, row.available, row.auto_assign = data.capacity, data.available, data.auto_assign
     await session.flush()
+    if row.auto_assign and row.available:
+        await queue_hand_out(session, tenant_id)
     await record(
         session,
         "inbox_operator.updated",
@@ -792,6 +820,10 @@ async def set_operator(
         actor_id=Actor.of(principal).id,
         subject_type="user",
         subject_id=str(user_id),
-        data={"capacity": data.capacity, "available": data.available},
+        data={
+            "capacity": data.capacity,
+            "available": data.available,
+            "auto_assign": data.auto_assign,
+        },
     )
     return next(o for o in await operators(session, tenant_id) if o.user_id == user_id)

@@ -151,8 +151,12 @@ class AssignIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class OperatorIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``auto_assign``: hand this person waiting conversations in turn, up to ``capacity``,
+    while ``available``."""
+
     capacity: Annotated[int, msgspec.Meta(ge=0, le=500)] = 20
     available: bool = True
+    auto_assign: bool = False
 
 
 class OperatorOut(msgspec.Struct):
@@ -160,4 +164,5 @@ class OperatorOut(msgspec.Struct):
     role: str
     capacity: int
     available: bool
+    auto_assign: bool
     assigned_open: int  # assigned to them and not resolved

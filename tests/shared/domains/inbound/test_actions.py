@@ -45,11 +45,14 @@ from shared.models import (
     ConversationMessage,
     Customer,
     CustomerPhone,
+    InboxOperator,
     Installment,
     InstallmentStatus,
     MessageTemplate,
     PixSettings,
+    Role,
     TemplateStatus,
+    Tenant,
 )
 from shared.tenancy import SYSTEM, use_scope
 from tests.shared.domains.inbound import test_conversations
@@ -402,6 +405,24 @@ async def test_a_wish_to_negotiate_goes_to_an_operator_with_priority(
     assert conversation.priority == PRIORITY_HIGH
     assert sorted(m.intent or "" for m in await shop.inbound(ana)) == ["negotiate", "other"]
     assert await _bodies(sandbox) == [OPERATOR_REPLY]
+
+
+async def test_a_conversation_that_needs_an_operator_is_handed_to_one_who_takes_them(
+    shop: Shop, run_jobs: Jobs, sandbox: httpx.AsyncClient, ids: Identities
+) -> None:
+    ana = await shop.debtor()
+    operator = await ids.user()
+    tenant = await shop.session.get(Tenant, shop.tenant_id)
+    assert tenant is not None
+    await ids.member(tenant, operator, Role.OPERATOR)
+    shop.session.add(InboxOperator(tenant_id=shop.tenant_id, user_id=operator.id, auto_assign=True))
+    await shop.session.flush()
+
+    await _debtor_writes(sandbox, shop, ANA, "quero negociar essa dívida")
+    await run_jobs()
+
+    conversation = await shop.conversation(ana)
+    assert (conversation.state, conversation.assignee_id) == ("open", operator.id)
 
 
 async def test_a_promise_holds_the_regua_through_the_day_after_and_is_confirmed(
