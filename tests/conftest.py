@@ -215,8 +215,8 @@ async def committed(engine: AsyncEngine, admin_engine: AsyncEngine) -> AsyncIter
         async with admin_engine.begin() as conn:
             await conn.execute(
                 text(
-                    "TRUNCATE outbox, scheduler_runs, webhook_receipts, audit_seals, audit_events, tenants"
-                    " RESTART IDENTITY CASCADE"
+                    "TRUNCATE outbox, scheduler_runs, webhook_receipts, audit_seals,"
+                    " audit_events, tenants RESTART IDENTITY CASCADE"
                 )
             )
 

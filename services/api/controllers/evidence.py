@@ -1,9 +1,10 @@
 """Evidence: a debtor's dossier (JSON, or a printable document) and data subjects' requests.
 
 The dossier is the retailer's record of everything about one customer; the retailer's own
-people read it (an agency that sees the customer gets 403, as for anything it may not change).  Asking for it is
-audited: it holds the customer's personal data.  An access request (LGPD art. 18) is recorded
-with its 15-day deadline and fulfilled with the dossier, whose digest stays with the request.
+people read it (an agency that sees the customer gets 403, as for anything it may not
+change).  Asking for it is audited: it holds the customer's personal data.  An access request
+(LGPD art. 18) is recorded with its 15-day deadline and fulfilled with the dossier, whose
+digest stays with the request.
 """
 
 from __future__ import annotations
