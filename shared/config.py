@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     sandbox_smtp_host: str = "127.0.0.1"
     sandbox_smtp_port: int | None = None
     public_base_url: str | None = None
+    # Pix PSP webhooks behind a mutual-TLS proxy: the header carrying the client certificate's
+    # subject, read only when the proxy is trusted to set it (and strip it from clients)
+    pix_client_cert_header: str = "X-SSL-Client-S-DN"
+    pix_client_cert_header_trusted: bool = False
 
     log_level: str = "INFO"
     log_format: LogFormat | None = None  # default: json in prod, console elsewhere
@@ -170,6 +174,10 @@ class Settings(BaseSettings):
     @property
     def oauth_issuer_url(self) -> str:
         return self.oauth_issuer or self.public_base_url or self.base_url("api")
+
+    def webhooks_url(self) -> str:
+        """Where providers reach the webhooks service (the public URL in production)."""
+        return (self.public_base_url or self.base_url("webhooks")).rstrip("/")
 
     def base_url(self, service: str) -> str:
         port = {"api": self.api_port, "webhooks": self.webhooks_port, "sandbox": self.sandbox_port}

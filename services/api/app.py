@@ -21,6 +21,7 @@ from services.api.controllers.evidence import EVIDENCE_CONTROLLERS
 from services.api.controllers.identity import IDENTITY_CONTROLLERS
 from services.api.controllers.imports import IMPORT_CONTROLLERS
 from services.api.controllers.inbox import INBOX_CONTROLLERS
+from services.api.controllers.pix import PIX_CONTROLLERS
 from services.api.controllers.portfolio import PORTFOLIO_CONTROLLERS
 from services.api.controllers.templates import TEMPLATE_CONTROLLERS
 from services.common.app import build_service
@@ -63,6 +64,7 @@ def create_app(
             *TEMPLATE_CONTROLLERS,
             *COLLECTION_CONTROLLERS,
             *INBOX_CONTROLLERS,
+            *PIX_CONTROLLERS,
             AdminController,
             *extra_routes,
         ],

@@ -29,6 +29,15 @@ from shared.tenancy import Scope as TenantScope
 
 log = structlog.get_logger("quita.http")
 
+# Paths that carry a secret (a Pix PSP's per-connection URL token): never logged or echoed.
+_SECRET_PATH = re.compile(r"^(/pix/)[^/]+")
+
+
+def loggable_path(path: str) -> str:
+    """``path`` with any secret segment masked (``/pix/<token>`` → ``/pix/***``)."""
+    return _SECRET_PATH.sub(r"\1***", path)
+
+
 PROBLEM_JSON = "application/problem+json"
 
 _STATUS_CODES = {
@@ -49,7 +58,7 @@ _STATUS_CODES = {
 def problem_response(
     request: Request[Any, Any, Any], body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> Response[Any]:
-    body.setdefault("instance", request.url.path)
+    body.setdefault("instance", loggable_path(request.url.path))
     return Response(
         content=body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers or {}
     )
@@ -84,7 +93,7 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.error("http.unhandled_exception", path=request.url.path, exc_info=exc)
+    log.error("http.unhandled_exception", path=loggable_path(request.url.path), exc_info=exc)
     body = {
         "type": "https://quita.dev/problems/internal_error",
         "title": "Internal server error",
@@ -137,7 +146,7 @@ class RequestContextMiddleware:
                 log.info(
                     "http.request",
                     method=scope.get("method"),
-                    path=scope["path"],
+                    path=loggable_path(scope["path"]),
                     status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )

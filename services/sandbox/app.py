@@ -14,6 +14,7 @@ from services.common.app import build_service
 from services.sandbox.chat import chat_router
 from services.sandbox.control import control_router
 from services.sandbox.email import email_lifespan, email_router
+from services.sandbox.pix import pix_psp_router
 from services.sandbox.sms import sms_control_router, sms_lifespan, twilio_router
 from services.sandbox.sms_state import SmsState
 from services.sandbox.state import SandboxState
@@ -58,6 +59,7 @@ def create_app(
             twilio_router,
             sms_control_router,
             email_router,
+            pix_psp_router,
         ],
         max_body_bytes=settings.api_max_body_bytes,
         sessionmaker=sessionmaker,

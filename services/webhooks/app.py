@@ -13,6 +13,7 @@ from litestar.types import ControllerRouterHandler
 
 import shared.tasks  # noqa: F401
 from services.common.app import build_service
+from services.webhooks.receivers.pix import pix_router
 from services.webhooks.receivers.sms import sms_router
 from services.webhooks.receivers.whatsapp import whatsapp_router
 from shared.config import Settings, get_settings
@@ -35,8 +36,8 @@ def create_app(
         settings=settings,
         process="webhooks",
         title="Quita webhooks",
-        description="Receivers for provider callbacks (WhatsApp, SMS, Pix).",
-        route_handlers=[whatsapp_router, sms_router, *extra_routes],
+        description="Receivers for provider callbacks (WhatsApp, SMS, Pix PSPs).",
+        route_handlers=[whatsapp_router, sms_router, pix_router, *extra_routes],
         max_body_bytes=settings.webhooks_max_body_bytes,
         sessionmaker=sessionmaker,
         redis=redis,

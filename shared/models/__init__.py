@@ -35,6 +35,7 @@ from shared.models.oauth_client import OAuthClient
 from shared.models.oauth_refresh_token import OAuthRefreshToken
 from shared.models.outbox import OutboxJob
 from shared.models.payment import Payment
+from shared.models.pix_connection import PixConnection, PixConnectionStatus
 from shared.models.pix_settings import PixSettings
 from shared.models.scheduler import SchedulerRun
 from shared.models.signing_key import SigningKey
@@ -86,6 +87,8 @@ __all__ = [
     "OutboxJob",
     "Payment",
     "PhoneStatus",
+    "PixConnection",
+    "PixConnectionStatus",
     "PixSettings",
     "Role",
     "SchedulerRun",

@@ -28,7 +28,7 @@ from shared.domains.channels import service as channels
 from shared.domains.channels import templates as message_templates
 from shared.domains.identity import schemas, service
 from shared.domains.identity.service import CLI_ACTOR
-from shared.domains.portfolio import payments
+from shared.domains.portfolio import payments, pix_connections
 from shared.domains.portfolio import schemas as pschemas
 from shared.domains.portfolio import service as portfolio
 from shared.domains.portfolio.imports import service as imports
@@ -83,6 +83,7 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "campaign_id": lambda w: w.objects["campaign_id"],
     "conversation_id": lambda w: w.objects["conversation_id"],
     "request_id": lambda w: w.objects["data_request_id"],
+    "connection_id": lambda w: w.objects["pix_connection_id"],
     "user_id": lambda w: str(w.a.owner.id),
 }
 
@@ -150,6 +151,7 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
     "ReplyIn": lambda w: {"text": "Intruso"},
     "NoteIn": lambda w: {"text": "Intruso"},
     "DataRequestIn": lambda w: {"received_via": "email"},
+    "PixConnectionIn": lambda w: {"name": "Intruso", "psp": "X"},
     "AssignIn": lambda w: {"assignee": None},
     "OperatorIn": lambda w: {"capacity": 5},
 }
@@ -237,7 +239,15 @@ async def _portfolio_of(a: Party, ids: Identities) -> dict[str, str]:
     )
     template = await message_templates.list_for(ids.session, a.id, "whatsapp", "atraso_d5")
     collection = await _collection_of(ids.session, a, customer.id)
+    pix_connection, _ = await pix_connections.create(
+        ids.session,
+        a.id,
+        pix_connections.PixConnectionIn(name="PSP A", psp="X"),
+        actor,
+        ids.settings,
+    )
     return {
+        "pix_connection_id": str(pix_connection.id),
         **collection,
         "template_id": str(template[0].id),
         "channel_id": str(channel.id),

@@ -83,10 +83,6 @@ class MalformedCallback(ValueError):
 # --- URLs --------------------------------------------------------------------------------------
 
 
-def _base(settings: Settings) -> str:
-    return (settings.public_base_url or settings.base_url("webhooks")).rstrip("/")
-
-
 def status_callback_url(
     channel: Channel, *, attempt_id: uuid.UUID | None = None, settings: Settings | None = None
 ) -> str | None:
@@ -100,13 +96,13 @@ def status_callback_url(
         return None
     if settings.public_base_url is None and settings.env is Environment.PROD:
         return None
-    url = f"{_base(settings)}/sms/{channel.id}/status"
+    url = f"{settings.webhooks_url()}/sms/{channel.id}/status"
     return f"{url}?{ATTEMPT_PARAM}={attempt_id}" if attempt_id is not None else url
 
 
 def inbound_url(channel: Channel, *, settings: Settings | None = None) -> str:
     """The URL to set as the Twilio number's "A message comes in" webhook."""
-    return f"{_base(settings or get_settings())}/sms/{channel.id}/inbound"
+    return f"{(settings or get_settings()).webhooks_url()}/sms/{channel.id}/inbound"
 
 
 def signed_urls(received_url: str, public_base_url: str | None) -> list[str]:
