@@ -8,6 +8,7 @@ to the outbox resolves.
 from shared.domains.audit import tasks as _audit_tasks  # noqa: F401
 from shared.domains.channels import tasks as _channel_tasks  # noqa: F401
 from shared.domains.collections import tasks as _collection_tasks  # noqa: F401
+from shared.domains.events import tasks as _event_tasks  # noqa: F401
 from shared.domains.inbound import assignment as _assignment  # noqa: F401
 from shared.domains.inbound import conversations as _conversations  # noqa: F401
 from shared.domains.inbound import journal as _inbound_journal  # noqa: F401

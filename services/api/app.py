@@ -24,6 +24,7 @@ from services.api.controllers.inbox import INBOX_CONTROLLERS
 from services.api.controllers.pix import PIX_CONTROLLERS
 from services.api.controllers.portfolio import PORTFOLIO_CONTROLLERS
 from services.api.controllers.templates import TEMPLATE_CONTROLLERS
+from services.api.controllers.webhook_endpoints import WEBHOOK_ENDPOINT_CONTROLLERS
 from services.common.app import build_service
 from shared.config import Environment, Settings, get_settings
 from shared.db import SessionMaker
@@ -65,6 +66,7 @@ def create_app(
             *COLLECTION_CONTROLLERS,
             *INBOX_CONTROLLERS,
             *PIX_CONTROLLERS,
+            *WEBHOOK_ENDPOINT_CONTROLLERS,
             AdminController,
             *extra_routes,
         ],

@@ -33,6 +33,13 @@ from shared.models.message_template import MessageTemplate, TemplateStatus
 from shared.models.oauth_authorization_code import OAuthAuthorizationCode
 from shared.models.oauth_client import OAuthClient
 from shared.models.oauth_refresh_token import OAuthRefreshToken
+from shared.models.outbound import (
+    DeliveryState,
+    EndpointStatus,
+    TenantEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from shared.models.outbox import OutboxJob
 from shared.models.payment import Payment
 from shared.models.pix_connection import PixConnection, PixConnectionStatus
@@ -67,6 +74,8 @@ __all__ = [
     "DataImport",
     "DataRequest",
     "DataRequestStatus",
+    "DeliveryState",
+    "EndpointStatus",
     "FeeRuleVersion",
     "HoldKind",
     "ImportError_",
@@ -95,9 +104,12 @@ __all__ = [
     "SigningKey",
     "TemplateStatus",
     "Tenant",
+    "TenantEvent",
     "TenantKind",
     "TenantStatus",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WebhookEvent",
     "WebhookEventState",
     "WebhookReceipt",

@@ -22,10 +22,13 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.domains import events
 from shared.domains.audit.service import Actor
 from shared.domains.channels import schemas as channel_schemas
 from shared.domains.channels import service as channels
 from shared.domains.channels import templates as message_templates
+from shared.domains.events import endpoints
+from shared.domains.events import schemas as event_schemas
 from shared.domains.identity import schemas, service
 from shared.domains.identity.service import CLI_ACTOR
 from shared.domains.portfolio import payments, pix_connections
@@ -41,6 +44,7 @@ from shared.models import (
     ConversationMessage,
     DataRequest,
     Membership,
+    WebhookDelivery,
 )
 from shared.tenancy import SYSTEM, Scope, tenant_scope, use_scope
 from tests.support.identity import Identities, Party, bearer, principal_for_party
@@ -84,6 +88,8 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "conversation_id": lambda w: w.objects["conversation_id"],
     "request_id": lambda w: w.objects["data_request_id"],
     "connection_id": lambda w: w.objects["pix_connection_id"],
+    "endpoint_id": lambda w: w.objects["endpoint_id"],
+    "delivery_id": lambda w: w.objects["delivery_id"],
     "user_id": lambda w: str(w.a.owner.id),
 }
 
@@ -152,6 +158,9 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
     "NoteIn": lambda w: {"text": "Intruso"},
     "DataRequestIn": lambda w: {"received_via": "email"},
     "PixConnectionIn": lambda w: {"name": "Intruso", "psp": "X"},
+    "EndpointIn": lambda w: {"url": "https://example.com/hooks"},
+    "EndpointUpdate": lambda w: {"description": "Intruso"},
+    "RotateIn": lambda w: {"overlap_hours": 1},
     "AssignIn": lambda w: {"assignee": None},
     "OperatorIn": lambda w: {"capacity": 5},
 }
@@ -246,7 +255,20 @@ async def _portfolio_of(a: Party, ids: Identities) -> dict[str, str]:
         actor,
         ids.settings,
     )
+    # an endpoint of A's systems, with one delivery waiting
+    endpoint, _ = await endpoints.create(
+        ids.session,
+        a.id,
+        event_schemas.EndpointIn(url="https://example.com/a-hooks"),
+        actor,
+    )
+    await events.emit(ids.session, a.id, "installment.settled", {"installment_id": "x"})
+    delivery = await ids.session.scalar(
+        select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint.id)
+    )
     return {
+        "endpoint_id": str(endpoint.id),
+        "delivery_id": str(delivery),
         "pix_connection_id": str(pix_connection.id),
         **collection,
         "template_id": str(template[0].id),
@@ -348,9 +370,12 @@ def _body(op: dict[str, Any], world: World) -> dict[str, Any] | None:
 
 
 def _query(op: dict[str, Any]) -> dict[str, str]:
-    """A value for each required query parameter (the 404 must come from the path's id)."""
+    """A valid value for each required query parameter (the 404 must come from the path's
+    id): an instant for date-time parameters, a probe string for the rest."""
     return {
-        p["name"]: "isolation-probe"
+        p["name"]: "2026-01-01T00:00:00+00:00"
+        if p.get("schema", {}).get("format") == "date-time"
+        else "isolation-probe"
         for p in op.get("parameters", [])
         if p.get("in") == "query" and p.get("required")
     }

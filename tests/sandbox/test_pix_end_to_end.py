@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import func, select
+from standardwebhooks import Webhook
 
 from services.api.app import create_app as api_app
 from services.sandbox.app import create_app as sandbox_app
@@ -26,6 +27,7 @@ from shared.domains.portfolio import pix_connections
 from shared.models import ContactAttempt, ContactAttemptItem, WebhookReceipt
 from shared.tenancy import SYSTEM, tenant_scope, use_scope
 from tests.conftest import run_lifespan
+from tests.sandbox.receiver import Receiver
 from tests.support.identity import Identities, bearer
 from tests.support.jobs import drain
 from tests.support.pix import hooks_app
@@ -196,6 +198,41 @@ async def test_a_pix_paid_in_the_sandbox_settles_the_installment_and_cancels_its
     assert refunded.status_code == 201 and refunded.json()["deliveries"][-1]["outcome"] == 200
     await drain(world.maker)
     assert (await shop.call("GET", f"/v1/installments/{inst['id']}")).json()["status"] == "paid"
+
+
+async def test_the_retailers_system_hears_the_settlement_signed_per_standard_webhooks(
+    world: World, settings: Settings
+) -> None:
+    """Issue #7's loop: a Pix paid in the sandbox settles the installment, and the retailer's
+    own system receives ``installment.settled``, whose signature its library verifies."""
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        shop = await _shop(world, settings, "Loja Pix Aviso", CNPJ_KEY)
+        inst = await shop.installment("P-1", "250.00")
+        await shop.connect_psp(CNPJ_KEY)
+        created = await shop.call(
+            "POST",
+            "/v1/webhook-endpoints",
+            json={"url": receiver.url, "event_types": ["installment.settled"]},
+        )
+        assert created.status_code == 201, created.text
+        secret = created.json()["secret"]
+
+        paid = await world.sandbox.post(
+            "/_sandbox/pix/pay", json={"copia_e_cola": await shop.code(inst["id"])}
+        )
+        assert paid.status_code == 201, paid.text
+        await drain(world.maker)  # the Pix, the settlement's listeners, then the delivery
+
+        [(headers, body)] = receiver.posts
+        event = Webhook(secret).verify(body, headers)
+        assert event["type"] == "installment.settled"
+        assert event["data"]["installment_id"] == inst["id"]
+        assert event["data"]["installment_external_id"] == "P-1"
+        assert headers["webhook-id"] and headers["webhook-signature"].startswith("v1,")
+    finally:
+        await receiver.stop()
 
 
 async def test_the_same_webhook_twice_records_one_payment(world: World, settings: Settings) -> None:

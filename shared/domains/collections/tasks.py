@@ -24,6 +24,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import clock
+from shared.domains import events
 from shared.domains.collections import sending
 from shared.domains.collections.attempts import IllegalTransition, next_state
 from shared.domains.collections.planner import plan_tenant
@@ -130,6 +131,14 @@ async def apply_status(
         # reached them after all (another device): the fallback it called for is pointless
         attempt.reason = None
         await _cancel_fallbacks(session, attempt)
+    await events.emit(
+        session,
+        attempt.tenant_id,
+        "attempt.status_changed",
+        {"attempt_id": attempt.id, "channel": attempt.channel, "from": before, "to": after},
+        at,
+        customer_id=attempt.customer_id,
+    )
     await session.flush()
     return Outcome.done(f"{before} → {after}")
 

@@ -47,6 +47,7 @@ from shared.brazil.calendar import timezone_for
 from shared.brazil.errors import InvalidValue
 from shared.brazil.numbers import format_brl, format_date_br
 from shared.brazil.phones import normalize_phone, whatsapp_key, whatsapp_variants
+from shared.domains import events
 from shared.domains.audit.service import Actor
 from shared.domains.collections.content import compose
 from shared.domains.collections.holds import cancel_unsent
@@ -308,6 +309,15 @@ async def _opt_out(turn: _Turn) -> tuple[Acted, bool]:
         channels=added,
         attempts_cancelled=len(cancelled),
     )
+    if added:
+        await events.emit(
+            turn.session,
+            customer.tenant_id,
+            "customer.opted_out",
+            {"channels": added, "source": "whatsapp_reply"},
+            turn.message.occurred_at,
+            customer_id=customer.id,
+        )
     reply = await turn.say(OPTED_OUT_REPLY) if added else None
     return Acted(K.OPT_OUT, f"opted out of {', '.join(added) or 'nothing new'}", reply), False
 

@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared import clock
 from shared.brazil.errors import InvalidValue
 from shared.brazil.phones import whatsapp_key
+from shared.domains import events
 from shared.domains.inbound import actions
 from shared.domains.inbound.journal import Outcome, handles
 from shared.domains.inbound.replies import (
@@ -503,6 +504,21 @@ async def on_message(session: AsyncSession, event: WebhookEvent) -> Outcome:
             text=UNKNOWN_SENDER_REPLY,
             dedupe_key=f"unknown-sender:{message.wamid}",
             now=now,
+        )
+    if match is not None and message.kind not in NOT_FROM_USER:
+        await events.emit(
+            session,
+            tenant_id,
+            "conversation.replied",
+            {
+                "conversation_id": conversation.id,
+                "channel": "whatsapp",
+                "kind": message.kind,
+                "attempt_id": attempt.id if attempt is not None else None,
+                "intent": acted.intent if acted is not None else None,
+            },
+            message.occurred_at,
+            customer_id=match.customer_id,
         )
     await session.flush()
     log.info(

@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.brazil.errors import InvalidValue
 from shared.brazil.phones import whatsapp_key
 from shared.config import Environment, Settings, get_settings
+from shared.domains import events
 from shared.domains.audit.service import record
 from shared.domains.channels.service import secrets_of
 from shared.domains.collections.holds import cancel_unsent
@@ -293,6 +294,13 @@ async def opt_out_of_sms(
         newly = ChannelKind.SMS not in customer.opted_out
         if newly:
             customer.opted_out = [*customer.opted_out, ChannelKind.SMS.value]
+            await events.emit(
+                session,
+                tenant_id,
+                "customer.opted_out",
+                {"channels": [ChannelKind.SMS.value], "source": source},
+                customer_id=customer.id,
+            )
         stopped = len(await cancel_unsent(session, customer, "opted_out", channel=ChannelKind.SMS))
         cancelled += stopped
         if newly or stopped:
