@@ -68,3 +68,29 @@ def planned() -> list[dict[str, Any]] | None:
 
 attempts = until("the régua planned the demo's reminders", planned, 120)
 print(f"collections: {len(attempts)} attempt(s) planned by the régua, e.g. {attempts[0]['state']}")
+
+# Pix: the sandbox PSP pays an open installment's code; the PSP webhook settles it
+SANDBOX = httpx.Client(base_url=sys.argv[1].replace(":8000", ":8002"), timeout=10)
+code = call("GET", "/v1/installments/PAR-0003-01/pix")["payload"]
+
+
+def psp_ready() -> bool:
+    paid = SANDBOX.post("/_sandbox/pix/pay", json={"copia_e_cola": code})
+    return paid.status_code == 201 and paid.json()["deliveries"][-1]["outcome"] == 200
+
+
+until("the sandbox PSP holding the demo's Pix key", psp_ready, 60)
+
+
+def settled() -> bool:
+    return bool(call("GET", "/v1/installments/PAR-0003-01")["status"] == "paid")
+
+
+until("the Pix settling the installment", settled, 60)
+print("pix: paid in the sandbox PSP, settled by its signed webhook")
+
+dossier = API.get("/v1/customers/CLI-0003/dossier.html")
+dossier.raise_for_status()
+if "Dossiê do cliente" not in dossier.text:
+    raise SystemExit("smoke: the dossier did not render")
+print(f"evidence: dossier of CLI-0003 rendered ({len(dossier.text)} bytes)")

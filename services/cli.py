@@ -136,6 +136,13 @@ async def _link(settings: Settings, *, once: bool) -> None:
                                     registered=result.registered,
                                     submitted=result.submitted,
                                 )
+                        tenant_id = await session.scalar(
+                            select(Tenant.id).where(Tenant.slug == demo.DEMO_SLUG)
+                        )
+                        if tenant_id is not None and await demo_sandbox.link_pix(
+                            session, http, settings, tenant_id
+                        ):
+                            log.info("demo.sandbox_psp_linked")
                         await session.commit()
                         if once:
                             return

@@ -2,10 +2,11 @@
 
 The first seed creates the demo WhatsApp number, SMS sender and e-mail sender (the sandbox's
 SMTP sink) with fresh random credentials (nothing secret lives in the code).  The sandbox keeps
-its state in memory, so ``quita demo link`` (a process of the Procfile) registers the number
-and the SMS account there — webhook URL, app secret, verify token — and keeps
-it registered: every few seconds it checks the sandbox still knows the number and, after a
-sandbox restart, registers it again with the templates Quita already has approved.  Draft
+its state in memory, so ``quita demo link`` (a process of the Procfile) registers the number,
+the SMS account and the retailer's Pix key at the sandbox PSP there — webhook URL, app secret,
+verify token — and keeps them registered: every few seconds it checks the sandbox still knows
+them and, after a sandbox restart, registers them again (the number with the templates Quita
+already has approved; the Pix key with a new URL token).  Draft
 templates are submitted for review once, the way a retailer would, so the demo shows the
 review's verdict arriving by signed webhook.
 """
@@ -25,7 +26,16 @@ from shared.domains.audit.service import Actor
 from shared.domains.channels import schemas, templating
 from shared.domains.channels import service as channels
 from shared.domains.channels.provider import request_submission
-from shared.models import Channel, ChannelKind, ChannelStatus, MessageTemplate, TemplateStatus
+from shared.domains.portfolio import pix_connections
+from shared.models import (
+    Channel,
+    ChannelKind,
+    ChannelStatus,
+    MessageTemplate,
+    PixConnectionStatus,
+    PixSettings,
+    TemplateStatus,
+)
 
 DEMO_PHONE_NUMBER_ID = "100000000000001"
 DEMO_WABA_ID = "100000000000099"
@@ -165,3 +175,33 @@ async def _link_sms(http: httpx.AsyncClient, channel: Channel) -> LinkResult:
     response.raise_for_status()
     _resume(channel)
     return LinkResult(True, 0)
+
+
+async def link_pix(
+    session: AsyncSession, http: httpx.AsyncClient, settings: Settings, tenant_id: uuid.UUID
+) -> bool:
+    """Make sure the sandbox PSP holds the demo retailer's Pix key and posts its payments to a
+    connection of the retailer's (a new URL token when the sandbox forgot it: only the token's
+    hash is kept, so the old URL cannot be given again).  ``True`` when it registered now."""
+    pix = await session.get(PixSettings, tenant_id)
+    if pix is None:
+        return False
+    known = await http.get(f"/_sandbox/pix/connections/{pix.key}")
+    if known.status_code != 404:
+        known.raise_for_status()
+        return False
+    active = [
+        row
+        for row in await pix_connections.list_for(session, tenant_id)
+        if row.status == PixConnectionStatus.ACTIVE
+    ]
+    if active:
+        url = await pix_connections.rotate(session, active[0], DEMO_ACTOR, settings)
+    else:
+        data = pix_connections.PixConnectionIn(name="PSP da Loja Demo (sandbox)", psp="Sandbox")
+        _, url = await pix_connections.create(session, tenant_id, data, DEMO_ACTOR, settings)
+    response = await http.post(
+        "/_sandbox/pix/connections", json={"key": pix.key, "webhook_url": url}
+    )
+    response.raise_for_status()
+    return True

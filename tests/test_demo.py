@@ -12,7 +12,8 @@ from services.sandbox.app import create_app as sandbox_app
 from shared import demo, demo_sandbox
 from shared.config import Settings
 from shared.domains.channels.defaults import DEFAULTS
-from shared.models import Channel, Customer, Installment, MessageTemplate
+from shared.domains.portfolio import pix_connections
+from shared.models import Channel, Customer, Installment, MessageTemplate, PixSettings
 from shared.tenancy import SYSTEM, use_scope
 
 
@@ -102,3 +103,32 @@ async def test_the_demo_sms_account_is_registered_in_the_sandbox_once(
     assert first.registered and not again.registered
     account = await sandbox.get(f"/_sandbox/sms/accounts/{sms.config['account_sid']}/messages")
     assert account.status_code == 200
+
+
+async def test_the_demo_pix_key_is_held_by_the_sandbox_psp_and_relinked_after_a_restart(
+    session: AsyncSession,
+    settings: Settings,
+    http_client: Callable[..., Awaitable[httpx.AsyncClient]],
+) -> None:
+    await use_scope(session, SYSTEM)
+    seeded = await demo.seed(session, settings)
+    sandbox = await http_client(sandbox_app)
+    key = await session.scalar(select(PixSettings.key))
+
+    first = await demo_sandbox.link_pix(session, sandbox, settings, seeded.tenant_id)
+    again = await demo_sandbox.link_pix(session, sandbox, settings, seeded.tenant_id)
+    held = (await sandbox.get(f"/_sandbox/pix/connections/{key}")).json()
+
+    assert (first, again) == (True, False)
+    token = held["webhook_url"].rsplit("/pix/", 1)[1]
+    assert held["webhook_url"] == f"{settings.webhooks_url()}/pix/{token}"
+    assert await pix_connections.by_token(session, token) is not None
+
+    # the sandbox restarts empty: the key comes back with a new URL, the old one stops working
+    await sandbox.post("/_sandbox/pix/reset")
+    relinked = await demo_sandbox.link_pix(session, sandbox, settings, seeded.tenant_id)
+    now_held = (await sandbox.get(f"/_sandbox/pix/connections/{key}")).json()
+    assert relinked is True
+    assert now_held["webhook_url"] != held["webhook_url"]
+    assert await pix_connections.by_token(session, token) is None
+    assert len(await pix_connections.list_for(session, seeded.tenant_id)) == 1

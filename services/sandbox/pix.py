@@ -147,6 +147,15 @@ async def register(request: Request[Any, Any, Any], data: JSONBody[PspAccountIn]
     return msgspec.to_builtins(account)  # type: ignore[no-any-return]
 
 
+@get("/connections/{key:str}")
+async def connection(request: Request[Any, Any, Any], key: FromPath[str]) -> dict[str, Any]:
+    """The PSP account of a Pix key, 404 when none is registered (after a sandbox restart)."""
+    account = sandbox_of(request).accounts.get(_key(key, "key"))
+    if account is None:
+        raise NotFound(f"No sandbox PSP account holds the key {key}.")
+    return msgspec.to_builtins(account)  # type: ignore[no-any-return]
+
+
 def _code(data: PayIn) -> tuple[str, str | None, Decimal]:
     try:
         code = decode(data.copia_e_cola.strip())
@@ -242,6 +251,6 @@ async def reset(request: Request[Any, Any, Any]) -> dict[str, str]:
 
 pix_psp_router = Router(
     path="/_sandbox/pix",
-    route_handlers=[register, pay, refund, payments, reset],
+    route_handlers=[register, connection, pay, refund, payments, reset],
     tags=["sandbox control"],
 )
