@@ -14,6 +14,7 @@ from bench import (
     pipeline_throughput,
     planner_throughput,
     relay_throughput,
+    webhook_ingestion,
     whatsapp_throughput,
 )
 
@@ -26,6 +27,7 @@ BENCHMARKS = {
     "planner": planner_throughput.run,
     "pipeline": pipeline_throughput.run,
     "intents": intent_corpus.run,
+    "webhooks": webhook_ingestion.run,
 }
 
 
