@@ -44,7 +44,12 @@ def seal(channel_id: uuid.UUID, secrets: dict[str, str]) -> str:
 
 def secrets_of(channel: Channel) -> dict[str, str]:
     """The channel's credentials, decrypted (for the senders and webhook verifiers only)."""
-    data: dict[str, str] = json.loads(crypto.decrypt(channel.secrets, context=_context(channel.id)))
+    return decrypt_secrets(channel.id, channel.secrets)
+
+
+def decrypt_secrets(channel_id: uuid.UUID, ciphertext: str) -> dict[str, str]:
+    """The credentials stored as ``ciphertext`` for the channel ``channel_id``."""
+    data: dict[str, str] = json.loads(crypto.decrypt(ciphertext, context=_context(channel_id)))
     return data
 
 

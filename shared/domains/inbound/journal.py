@@ -10,6 +10,7 @@ event on the ``inbound`` queue.  Nothing is acted on here; handlers registered w
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -17,11 +18,12 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import DateTime, LargeBinary, String, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.models import WebhookEvent, WebhookEventState, WebhookReceipt
+from shared.models import WebhookEvent, WebhookEventState
 from shared.queue import JobContext, enqueue, job
 
 log = structlog.get_logger("quita.inbound")
@@ -87,6 +89,39 @@ def handles(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
+_JOURNAL = text(
+    """WITH fresh AS (
+           INSERT INTO webhook_events (receipt_id, provider, event_key, kind, tenant_id,
+                                       channel_id, payload, occurred_at)
+           SELECT :receipt, :provider, v.key, v.kind, v.tenant_id, v.channel_id,
+                  CAST(v.payload AS jsonb), v.occurred_at
+           FROM unnest(:keys, :kinds, :tenants, :channels, :payloads, :occurred)
+                AS v (key, kind, tenant_id, channel_id, payload, occurred_at)
+           ON CONFLICT (provider, event_key) DO NOTHING
+           RETURNING id, tenant_id
+       ), jobs AS (
+           INSERT INTO outbox (actor, queue, args, tenant_id, correlation_id)
+           SELECT :actor, :queue, jsonb_build_object('event_id', id), tenant_id, :correlation
+           FROM fresh
+       ), receipt AS (
+           INSERT INTO webhook_receipts (id, provider, channel_id, tenant_id, content_type, body,
+                                         events, duplicates)
+           SELECT :receipt, :provider, :channel, :tenant, :content_type, :body,
+                  count(*), :total - count(*)
+           FROM fresh
+       )
+       SELECT count(*) FROM fresh"""
+).bindparams(
+    bindparam("keys", type_=ARRAY(String())),
+    bindparam("kinds", type_=ARRAY(String())),
+    bindparam("tenants", type_=ARRAY(PG_UUID())),
+    bindparam("channels", type_=ARRAY(PG_UUID())),
+    bindparam("payloads", type_=ARRAY(String())),
+    bindparam("occurred", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("body", type_=LargeBinary()),
+)
+
+
 async def journal(
     session: AsyncSession,
     *,
@@ -97,46 +132,37 @@ async def journal(
     channel_id: uuid.UUID | None = None,
     tenant_id: uuid.UUID | None = None,
 ) -> Journaled:
-    """Store one verified POST and its events; enqueue the new ones.  The caller commits."""
-    receipt = WebhookReceipt(
-        id=uuid.uuid4(),
-        provider=provider,
-        channel_id=channel_id,
-        tenant_id=tenant_id,
-        content_type=content_type,
-        body=body,
+    """Store one verified POST and its events; enqueue the new ones.  The caller commits.
+
+    One statement (a receiver answers in milliseconds): the events go in by array, those the
+    journal did not have yet get their ``inbound.process`` job, and the receipt records how
+    many were new (foreign keys are checked when the statement ends, so the receipt may be
+    written last)."""
+    distinct = _distinct(events)
+    context = structlog.contextvars.get_contextvars()
+    receipt_id = uuid.uuid4()
+    new = await session.scalar(
+        _JOURNAL,
+        {
+            "receipt": receipt_id,
+            "provider": provider,
+            "channel": channel_id,
+            "tenant": tenant_id,
+            "content_type": content_type,
+            "body": body,
+            "total": len(events),
+            "keys": [e.key for e in distinct],
+            "kinds": [e.kind for e in distinct],
+            "tenants": [e.tenant_id for e in distinct],
+            "channels": [e.channel_id for e in distinct],
+            "payloads": [json.dumps(e.payload) for e in distinct],
+            "occurred": [e.occurred_at for e in distinct],
+            "actor": process.name,
+            "queue": process.queue,
+            "correlation": context.get("request_id") or context.get("correlation_id"),
+        },
     )
-    session.add(receipt)
-    await session.flush()
-    new: list[tuple[int, uuid.UUID | None]] = []
-    if events:
-        stmt = (
-            insert(WebhookEvent)
-            .values(
-                [
-                    {
-                        "receipt_id": receipt.id,
-                        "provider": provider,
-                        "event_key": event.key,
-                        "kind": event.kind,
-                        "tenant_id": event.tenant_id,
-                        "channel_id": event.channel_id,
-                        "payload": event.payload,
-                        "occurred_at": event.occurred_at,
-                    }
-                    for event in _distinct(events)
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=["provider", "event_key"])
-            .returning(WebhookEvent.id, WebhookEvent.tenant_id)
-        )
-        new = [(row.id, row.tenant_id) for row in await session.execute(stmt)]
-    for event_id, event_tenant in new:
-        await enqueue(session, process, tenant_id=event_tenant, event_id=event_id)
-    receipt.events = len(new)
-    receipt.duplicates = len(events) - len(new)
-    await session.flush()
-    return Journaled(receipt.id, len(new), len(events) - len(new))
+    return Journaled(receipt_id, int(new or 0), len(events) - int(new or 0))
 
 
 def _distinct(events: Sequence[EventIn]) -> list[EventIn]:

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.domains.channels.service import secrets_of
+from shared.domains.channels.service import decrypt_secrets, secrets_of
 from shared.domains.inbound.journal import EventIn
 from shared.models import Channel, ChannelKind
 
@@ -67,18 +67,16 @@ class RawEvent:
 class Route:
     """The channels a POST names and the ones whose secret signed it."""
 
-    channels: list[Channel] = field(default_factory=list)
-    verified: list[Channel] = field(default_factory=list)
+    channels: list[Sender] = field(default_factory=list)
+    verified: list[Sender] = field(default_factory=list)
 
-    def channel_of(self, event: RawEvent) -> Channel | None:
+    def channel_of(self, event: RawEvent) -> Sender | None:
         for channel in self.verified:
-            if event.phone_number_id and channel.config.get("phone_number_id") == (
-                event.phone_number_id
-            ):
+            if event.phone_number_id and channel.phone_number_id == event.phone_number_id:
                 return channel
         if event.phone_number_id is None and event.waba_id:
             for channel in self.verified:
-                if channel.config.get("waba_id") == event.waba_id:
+                if channel.waba_id == event.waba_id:
                     return channel
         return None
 
@@ -220,6 +218,41 @@ def _messages(
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """What routing needs of a WhatsApp channel: who it is and the app secrets that sign for
+    it."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    phone_number_id: str | None
+    waba_id: str | None
+    app_secrets: tuple[str, ...]
+
+    def signed(self, body: bytes, header: str | None) -> bool:
+        return any(signature_matches(body, header, secret) for secret in self.app_secrets)
+
+
+# The app secrets of a channel, decrypted, by its stored ciphertext: Meta posts many webhooks a
+# second for one number, and each would otherwise decrypt them again.  A changed secret is a new
+# ciphertext, so nothing stale is ever used (the channel row itself is read on every POST).
+_SECRETS: dict[tuple[uuid.UUID, str], tuple[str, ...]] = {}
+_SECRETS_MAX = 4096
+
+
+def _app_secrets(channel_id: uuid.UUID, ciphertext: str) -> tuple[str, ...]:
+    key = (channel_id, ciphertext)
+    found = _SECRETS.get(key)
+    if found is None:
+        secrets = decrypt_secrets(channel_id, ciphertext)
+        candidates = (secrets.get("app_secret", ""), secrets.get("previous_app_secret", ""))
+        found = tuple(c for c in candidates if c)
+        if len(_SECRETS) >= _SECRETS_MAX:
+            _SECRETS.clear()
+        _SECRETS[key] = found
+    return found
+
+
 async def route(
     session: AsyncSession,
     events: Sequence[RawEvent],
@@ -232,7 +265,9 @@ async def route(
     whose app secret — current or previous — signed ``body``."""
     numbers = {e.phone_number_id for e in events if e.phone_number_id}
     wabas = {e.waba_id for e in events if e.waba_id and not e.phone_number_id}
-    query = select(Channel).where(Channel.kind == ChannelKind.WHATSAPP)
+    query = select(Channel.id, Channel.tenant_id, Channel.config, Channel.secrets).where(
+        Channel.kind == ChannelKind.WHATSAPP
+    )
     if channel_id is not None:
         query = query.where(Channel.id == channel_id)
     else:
@@ -244,12 +279,19 @@ async def route(
                 Channel.config["waba_id"].astext.in_(wabas),
             )
         )
-    found = Route(channels=list(await session.scalars(query)))
-    for channel in found.channels:
-        secrets = secrets_of(channel)
-        candidates = (secrets.get("app_secret", ""), secrets.get("previous_app_secret", ""))
-        if any(signature_matches(body, header, secret) for secret in candidates):
-            found.verified.append(channel)
+    found = Route(
+        channels=[
+            Sender(
+                row.id,
+                row.tenant_id,
+                row.config.get("phone_number_id"),
+                row.config.get("waba_id"),
+                _app_secrets(row.id, row.secrets),
+            )
+            for row in await session.execute(query)
+        ]
+    )
+    found.verified = [sender for sender in found.channels if sender.signed(body, header)]
     return found
 
 
