@@ -21,6 +21,7 @@ from services.api.controllers.evidence import EVIDENCE_CONTROLLERS
 from services.api.controllers.identity import IDENTITY_CONTROLLERS
 from services.api.controllers.imports import IMPORT_CONTROLLERS
 from services.api.controllers.inbox import INBOX_CONTROLLERS
+from services.api.controllers.negotiation import NEGOTIATION_CONTROLLERS
 from services.api.controllers.pix import PIX_CONTROLLERS
 from services.api.controllers.portfolio import PORTFOLIO_CONTROLLERS
 from services.api.controllers.templates import TEMPLATE_CONTROLLERS
@@ -65,6 +66,7 @@ def create_app(
             *TEMPLATE_CONTROLLERS,
             *COLLECTION_CONTROLLERS,
             *INBOX_CONTROLLERS,
+            *NEGOTIATION_CONTROLLERS,
             *PIX_CONTROLLERS,
             *WEBHOOK_ENDPOINT_CONTROLLERS,
             AdminController,

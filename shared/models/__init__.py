@@ -30,6 +30,7 @@ from shared.models.installment import Installment, InstallmentStatus
 from shared.models.mandate import Mandate, MandateAction
 from shared.models.membership import Membership, Role
 from shared.models.message_template import MessageTemplate, TemplateStatus
+from shared.models.negotiation import MandateNegotiationLimits, NegotiationPolicy, Offer
 from shared.models.oauth_authorization_code import OAuthAuthorizationCode
 from shared.models.oauth_client import OAuthClient
 from shared.models.oauth_refresh_token import OAuthRefreshToken
@@ -86,12 +87,15 @@ __all__ = [
     "InstallmentStatus",
     "Mandate",
     "MandateAction",
+    "MandateNegotiationLimits",
     "Membership",
     "MessageDirection",
     "MessageTemplate",
+    "NegotiationPolicy",
     "OAuthAuthorizationCode",
     "OAuthClient",
     "OAuthRefreshToken",
+    "Offer",
     "OutboundStatus",
     "OutboxJob",
     "Payment",

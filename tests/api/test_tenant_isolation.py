@@ -31,6 +31,7 @@ from shared.domains.events import endpoints
 from shared.domains.events import schemas as event_schemas
 from shared.domains.identity import schemas, service
 from shared.domains.identity.service import CLI_ACTOR
+from shared.domains.negotiation import service as negotiation
 from shared.domains.portfolio import payments, pix_connections
 from shared.domains.portfolio import schemas as pschemas
 from shared.domains.portfolio import service as portfolio
@@ -91,6 +92,7 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "endpoint_id": lambda w: w.objects["endpoint_id"],
     "delivery_id": lambda w: w.objects["delivery_id"],
     "user_id": lambda w: str(w.a.owner.id),
+    "offer_id": lambda w: w.objects["offer_id"],
 }
 
 # Upserts keyed by the caller's own external id: another tenant using the same key writes its
@@ -163,6 +165,19 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
     "RotateIn": lambda w: {"overlap_hours": 1},
     "AssignIn": lambda w: {"assignee": None},
     "OperatorIn": lambda w: {"capacity": 5},
+    "PolicyIn": lambda w: {
+        "max_discount_fees_percent": "50",
+        "max_discount_principal_percent": "0",
+        "min_down_payment_percent": "10",
+        "max_installments": 6,
+        "min_installment_amount": "20.00",
+        "monthly_interest_percent": "0",
+        "offer_validity_hours": 72,
+        "max_broken_agreements": 2,
+    },
+    "LimitsIn": lambda w: {"max_installments": 3},
+    "OfferIn": lambda w: {"installment_ids": [w.objects["installment_id"]]},
+    "CustomOfferIn": lambda w: {"installments": 0},
 }
 
 
@@ -182,6 +197,14 @@ async def world(ids: Identities, session: AsyncSession) -> World:
     membership = await session.scalar(select(Membership.id).where(Membership.tenant_id == a.id))
     await session.flush()
     portfolio = await _portfolio_of(a, ids)
+    offer = await negotiation.make_offer(
+        session,
+        await principal_for_party(a, ids),
+        "C-A",
+        installment_ids=None,
+        terms=None,
+        actor=CLI_ACTOR,
+    )
     return World(
         a,
         b,
@@ -190,6 +213,7 @@ async def world(ids: Identities, session: AsyncSession) -> World:
             "membership_id": str(membership),
             "client_uuid": str(a.client.id),
             "mandate_id": str(mandate.id),
+            "offer_id": str(offer.id),
             **portfolio,
         },
     )

@@ -1,0 +1,1 @@
+"""Negotiation: the retailer's policy, agencies' limits under their mandates, and offers."""
