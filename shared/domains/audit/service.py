@@ -79,6 +79,28 @@ async def record(
     )
 
 
+async def record_by(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    *,
+    tenant_id: uuid.UUID | None,
+    subject: tuple[str, object] | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """:func:`record` for an :class:`Actor` about a ``(type, id)`` subject."""
+    await record(
+        session,
+        action,
+        tenant_id=tenant_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        subject_type=subject[0] if subject else None,
+        subject_id=str(subject[1]) if subject else None,
+        data=data,
+    )
+
+
 def record_sync(
     session: Session,
     action: str,

@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import flush_unique
-from shared.domains.audit.service import Actor, record
+from shared.domains.audit.service import Actor, record_by
 from shared.domains.collections import schemas
 from shared.domains.collections.cadences import window_of
 from shared.domains.collections.window import DEFAULT as LAWFUL
@@ -55,16 +55,7 @@ async def audit(
     subject: tuple[str, uuid.UUID],
     data: dict[str, Any],
 ) -> None:
-    await record(
-        session,
-        action,
-        tenant_id=tenant_id,
-        actor_type=actor.type,
-        actor_id=actor.id,
-        subject_type=subject[0],
-        subject_id=str(subject[1]),
-        data=data,
-    )
+    await record_by(session, actor, action, tenant_id=tenant_id, subject=subject, data=data)
 
 
 # --- settings -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import clock, crypto
 from shared.config import Environment, get_settings
-from shared.domains.audit.service import Actor, record
+from shared.domains.audit.service import Actor, record_by
 from shared.domains.events import schemas, signing
 from shared.domains.events.service import EVENT_TYPES, wake
 from shared.errors import Conflict, FieldError, NotFound, ValidationFailed
@@ -135,14 +135,12 @@ def _checked(url: str | None, types: list[str] | None) -> list[str] | None:
 async def _audit(
     session: AsyncSession, action: str, endpoint: WebhookEndpoint, actor: Actor, **data: object
 ) -> None:
-    await record(
+    await record_by(
         session,
+        actor,
         action,
         tenant_id=endpoint.tenant_id,
-        actor_type=actor.type,
-        actor_id=actor.id,
-        subject_type="webhook_endpoint",
-        subject_id=str(endpoint.id),
+        subject=("webhook_endpoint", endpoint.id),
         data=dict(data),
     )
 

@@ -13,7 +13,7 @@ import msgspec
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.domains.audit.service import Actor, record
+from shared.domains.audit.service import Actor, record_by
 from shared.errors import Conflict, NotFound
 from shared.models import Customer, DataRequest, DataRequestStatus
 from shared.pagination import decode_time_id, encode_cursor
@@ -74,14 +74,12 @@ def out(r: DataRequest, now: datetime) -> DataRequestOut:
 async def _audit(
     session: AsyncSession, actor: Actor, action: str, r: DataRequest, **data: Any
 ) -> None:
-    await record(
+    await record_by(
         session,
+        actor,
         action,
         tenant_id=r.tenant_id,
-        actor_type=actor.type,
-        actor_id=actor.id,
-        subject_type="data_request",
-        subject_id=str(r.id),
+        subject=("data_request", r.id),
         data={"customer_id": str(r.customer_id), **data},
     )
 

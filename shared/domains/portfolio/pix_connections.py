@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import Settings
-from shared.domains.audit.service import Actor, record
+from shared.domains.audit.service import Actor, record_by
 from shared.errors import NotFound
 from shared.models.pix_connection import PixConnection, PixConnectionStatus
 
@@ -117,14 +117,12 @@ def connection_out(row: PixConnection, url: str | None = None) -> PixConnectionO
 async def _audit(
     session: AsyncSession, action: str, row: PixConnection, actor: Actor, **data: object
 ) -> None:
-    await record(
+    await record_by(
         session,
+        actor,
         action,
         tenant_id=row.tenant_id,
-        actor_type=actor.type,
-        actor_id=actor.id,
-        subject_type="pix_connection",
-        subject_id=str(row.id),
+        subject=("pix_connection", row.id),
         data={"name": row.name, "psp": row.psp, **data},
     )
 
