@@ -26,6 +26,7 @@ BENCHMARKS = {
     "whatsapp": whatsapp_throughput.run,
     "planner": planner_throughput.run,
     "pipeline": pipeline_throughput.run,
+    "pipeline_without_audit": lambda: pipeline_throughput.run(audit=False),
     "intents": intent_corpus.run,
     "webhooks": webhook_ingestion.run,
 }

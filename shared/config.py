@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # Tests only: the instant every process takes as "now" (``shared.clock``), so a test of
     # the contact window does not depend on the hour CI runs at.
     fixed_now: datetime | None = None
+    # benchmarks only (QUITA_ENV=test): write no audit events, to measure what they cost
+    bench_without_audit: bool = False
 
     # Postgres.  ``database_url`` is the owner's DSN (migrations, role setup).  The services
     # connect as ``database_app_role``, a role without SUPERUSER or BYPASSRLS, so row-level
@@ -148,6 +150,8 @@ class Settings(BaseSettings):
     def _fixed_now_only_in_tests(self) -> Settings:
         if self.fixed_now is not None and self.env is not Environment.TEST:
             raise ValueError("fixed_now is for tests only (QUITA_ENV=test)")
+        if self.bench_without_audit and self.env is not Environment.TEST:
+            raise ValueError("bench_without_audit is for benchmarks only (QUITA_ENV=test)")
         return self
 
     @model_validator(mode="after")

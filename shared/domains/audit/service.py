@@ -12,6 +12,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from shared.config import get_settings
 from shared.models import AuditEvent
 
 if TYPE_CHECKING:
@@ -28,6 +29,11 @@ class Actor:
     @classmethod
     def of(cls, principal: Principal) -> Actor:
         return cls(principal.kind.value, principal.subject)
+
+
+def _off() -> bool:
+    """Audit switched off: only a benchmark measuring what audit costs (test environment)."""
+    return get_settings().bench_without_audit
 
 
 def _values(
@@ -64,6 +70,8 @@ async def record(
     data: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit event (``action`` like ``"client.created"``); never secrets in ``data``."""
+    if _off():
+        return
     await session.execute(
         insert(AuditEvent).values(
             **_values(
@@ -98,6 +106,32 @@ async def record_by(
         subject_type=subject[0] if subject else None,
         subject_id=str(subject[1]) if subject else None,
         data=data,
+    )
+
+
+# one event of :func:`record_many`: (action, tenant_id, (subject type, subject id), data)
+EventRow = tuple[str, uuid.UUID, tuple[str, object], dict[str, Any]]
+
+
+async def record_many(session: AsyncSession, actor: Actor, rows: list[EventRow]) -> None:
+    """Many events of one actor in one insert: ``(action, tenant_id, (type, id), data)`` each
+    (a send batch's outcomes)."""
+    if not rows or _off():
+        return
+    await session.execute(
+        insert(AuditEvent),
+        [
+            _values(
+                action,
+                tenant_id=tenant_id,
+                actor_type=actor.type,
+                actor_id=actor.id,
+                subject_type=subject[0],
+                subject_id=str(subject[1]),
+                data=data,
+            )
+            for action, tenant_id, subject, data in rows
+        ],
     )
 
 

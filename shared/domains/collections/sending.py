@@ -40,6 +40,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import clock
+from shared.domains.audit.service import Actor, record_many
 from shared.domains.channels import senders, templating
 from shared.domains.collections import cadences
 from shared.domains.collections.attempts import next_state
@@ -699,6 +700,40 @@ async def _record(
     for at, ids in later.items():
         await enqueue_sends(session, current[ids[0]].tenant_id, ids, at)
     await session.flush()
+    # the evidence of each contact, sealed with the audit trail: what left, to whom, saying what
+    await record_many(
+        session,
+        SENDER,
+        [
+            (
+                f"attempt.{current[p.attempt.id].state}",
+                p.attempt.tenant_id,
+                ("contact_attempt", p.attempt.id),
+                _evidence(current[p.attempt.id]),
+            )
+            for p in called
+            if current[p.attempt.id].state in _OUTCOMES
+        ],
+    )
+
+
+# the outcomes of a call kept in the audit trail (a retry later is not one)
+_OUTCOMES = frozenset({S.SENT, S.FAILED, S.UNKNOWN})
+SENDER = Actor("system", "collections.send")
+
+
+def _evidence(attempt: ContactAttempt) -> dict[str, Any]:
+    totals = (attempt.amounts or {}).get("totals", {})
+    return {
+        "customer_id": str(attempt.customer_id),
+        "channel": attempt.channel,
+        "template_name": attempt.template_name,
+        "rendered_sha256": attempt.rendered_sha256,
+        "total": totals.get("total"),
+        "pix_txid": (attempt.amounts or {}).get("pix_txid"),
+        "provider_message_id": attempt.provider_message_id,
+        "error_code": attempt.error_code,
+    }
 
 
 async def _failed(

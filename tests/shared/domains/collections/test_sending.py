@@ -34,6 +34,7 @@ from shared.domains.inbound.whatsapp import split
 from shared.domains.money.balance import balance_of
 from shared.integrations.whatsapp import WhatsAppClient
 from shared.models import (
+    AuditEvent,
     ContactAttempt,
     Customer,
     Installment,
@@ -169,6 +170,41 @@ async def test_a_reminder_leaves_once_with_the_exact_amounts_and_the_pix_code(
     assert attempt.amounts["totals"]["total"] == str(expected.total)
     pix = next(p for p in parameters if p.startswith("000201"))
     assert decode(pix).amount == expected.total
+
+
+async def test_each_outcome_is_kept_in_the_audit_trail_with_the_texts_hash(
+    shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await sandbox.post(
+        "/_sandbox/whatsapp/contacts",
+        json={"phone": MARIA, "undeliverable": True, "undeliverable_sync": True},
+    )
+    maria, attempt = await _planned(shop, TODAY + timedelta(days=3))
+
+    assert await sending.send_attempt(session, attempt.id, now=NOW) == "failed"
+    fallback = await session.scalar(
+        select(ContactAttempt).where(ContactAttempt.fallback_of == attempt.id)
+    )
+    assert fallback is not None
+    assert await sending.send_attempt(session, fallback.id, now=NOW) == "sent"
+
+    await use_scope(session, SYSTEM)
+    events = list(
+        await session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action.in_(["attempt.sent", "attempt.failed"]))
+            .order_by(AuditEvent.id)
+        )
+    )
+    await session.refresh(fallback)
+    assert [(e.action, e.subject_id) for e in events] == [
+        ("attempt.failed", str(attempt.id)),
+        ("attempt.sent", str(fallback.id)),
+    ]
+    assert events[0].data["error_code"] == 131026
+    assert events[1].data["rendered_sha256"] == fallback.rendered_sha256
+    assert events[1].data["customer_id"] == str(maria.id)
+    assert {e.actor_type for e in events} == {"system"}
 
 
 async def test_a_send_cut_off_after_the_call_is_never_repeated_and_the_webhook_settles_it(
