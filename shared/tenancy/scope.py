@@ -50,9 +50,12 @@ def tenant_scope(tenant_id: uuid.UUID) -> Scope:
 
 
 async def use_scope(session: AsyncSession, scope: Scope) -> None:
-    """Scope ``session``: now, and at the start of each of its later transactions."""
+    """Scope ``session``: now, and at the start of each of its later transactions.  A session
+    with no transaction open yet is scoped by the transaction's first statement (the
+    ``after_begin`` hook below), which saves a round trip on every request and job."""
     session.info[_KEY] = scope
-    await session.execute(_SET, scope.params())
+    if session.in_transaction():
+        await session.execute(_SET, scope.params())
 
 
 def current_scope(session: AsyncSession) -> Scope | None:
