@@ -12,6 +12,7 @@ from shared.domains.events import tasks as _event_tasks  # noqa: F401
 from shared.domains.inbound import assignment as _assignment  # noqa: F401
 from shared.domains.inbound import conversations as _conversations  # noqa: F401
 from shared.domains.inbound import journal as _inbound_journal  # noqa: F401
+from shared.domains.negotiation import lifecycle as _agreement_lifecycle  # noqa: F401
 from shared.domains.portfolio import pix_webhooks as _pix_webhooks  # noqa: F401
 from shared.domains.portfolio import tasks as _portfolio_tasks  # noqa: F401
 from shared.domains.portfolio.imports import tasks as _import_tasks  # noqa: F401

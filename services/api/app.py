@@ -15,6 +15,7 @@ from services.api.auth.middleware import PUBLIC_PREFIXES, BearerTokenMiddleware
 from services.api.auth.routes import OAUTH_ROUTES
 from services.api.auth.state import auth_lifespan
 from services.api.controllers.admin import AdminController
+from services.api.controllers.agreements import AGREEMENT_CONTROLLERS
 from services.api.controllers.channels import CHANNEL_CONTROLLERS
 from services.api.controllers.collections import COLLECTION_CONTROLLERS
 from services.api.controllers.evidence import EVIDENCE_CONTROLLERS
@@ -67,6 +68,7 @@ def create_app(
             *COLLECTION_CONTROLLERS,
             *INBOX_CONTROLLERS,
             *NEGOTIATION_CONTROLLERS,
+            *AGREEMENT_CONTROLLERS,
             *PIX_CONTROLLERS,
             *WEBHOOK_ENDPOINT_CONTROLLERS,
             AdminController,

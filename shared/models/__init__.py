@@ -1,5 +1,13 @@
 """Every ORM model, one file per table; importing this module fills ``Base.metadata``."""
 
+from shared.models.agreement import (
+    Agreement,
+    AgreementInstallment,
+    AgreementInstallmentStatus,
+    AgreementOriginal,
+    AgreementPayment,
+    AgreementStatus,
+)
 from shared.models.audit import AuditEvent, AuditSeal
 from shared.models.channel import Channel, ChannelKind, ChannelStatus
 from shared.models.collections import (
@@ -52,6 +60,12 @@ from shared.models.user import User
 from shared.models.webhook import WebhookEvent, WebhookEventState, WebhookReceipt
 
 __all__ = [
+    "Agreement",
+    "AgreementInstallment",
+    "AgreementInstallmentStatus",
+    "AgreementOriginal",
+    "AgreementPayment",
+    "AgreementStatus",
     "AttemptState",
     "AuditEvent",
     "AuditSeal",

@@ -31,6 +31,7 @@ from shared.domains.events import endpoints
 from shared.domains.events import schemas as event_schemas
 from shared.domains.identity import schemas, service
 from shared.domains.identity.service import CLI_ACTOR
+from shared.domains.negotiation import agreements
 from shared.domains.negotiation import service as negotiation
 from shared.domains.portfolio import payments, pix_connections
 from shared.domains.portfolio import schemas as pschemas
@@ -93,6 +94,8 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "delivery_id": lambda w: w.objects["delivery_id"],
     "user_id": lambda w: str(w.a.owner.id),
     "offer_id": lambda w: w.objects["offer_id"],
+    "agreement_id": lambda w: w.objects["agreement_id"],
+    "installment_number": lambda w: "0",
 }
 
 # Upserts keyed by the caller's own external id: another tenant using the same key writes its
@@ -178,6 +181,8 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
     "LimitsIn": lambda w: {"max_installments": 3},
     "OfferIn": lambda w: {"installment_ids": [w.objects["installment_id"]]},
     "CustomOfferIn": lambda w: {"installments": 0},
+    "AcceptIn": lambda w: {"option_id": "pay_today"},
+    "CancelIn": lambda w: {"reason": "Intruso"},
 }
 
 
@@ -205,6 +210,9 @@ async def world(ids: Identities, session: AsyncSession) -> World:
         terms=None,
         actor=CLI_ACTOR,
     )
+    agreement, _ = await agreements.accept(
+        session, await principal_for_party(a, ids), offer.id, "new_date", CLI_ACTOR
+    )
     return World(
         a,
         b,
@@ -214,6 +222,7 @@ async def world(ids: Identities, session: AsyncSession) -> World:
             "client_uuid": str(a.client.id),
             "mandate_id": str(mandate.id),
             "offer_id": str(offer.id),
+            "agreement_id": str(agreement.id),
             **portfolio,
         },
     )

@@ -20,8 +20,11 @@ from shared.models import (
     AttemptState,
     CollectionHold,
     ContactAttempt,
+    ContactAttemptItem,
     Customer,
     HoldKind,
+    Installment,
+    InstallmentStatus,
 )
 from shared.tenancy import Principal
 
@@ -106,6 +109,45 @@ async def cancel_unsent(
         attempt.decisions = [*attempt.decisions, {"rule": reason, "held": True}]
     await session.flush()
     return rows
+
+
+async def cancel_pointless(
+    session: AsyncSession, installment_ids: list[uuid.UUID], reason: str
+) -> int:
+    """Cancel the messages not sent yet about these installments that have nothing else still
+    in collection to ask for (a payment settled them, an agreement renegotiated them); how many
+    were cancelled."""
+    attempts = list(
+        await session.scalars(
+            select(ContactAttempt)
+            .join(ContactAttemptItem, ContactAttemptItem.attempt_id == ContactAttempt.id)
+            .where(
+                ContactAttemptItem.installment_id.in_(installment_ids),
+                ContactAttempt.state.in_(UNSENT),
+            )
+            .with_for_update(of=ContactAttempt)
+        )
+    )
+    cancelled = 0
+    for attempt in dict.fromkeys(attempts):
+        still_open = await session.scalar(
+            select(Installment.id)
+            .join(ContactAttemptItem, ContactAttemptItem.installment_id == Installment.id)
+            .where(
+                ContactAttemptItem.attempt_id == attempt.id,
+                Installment.status.in_(_IN_COLLECTION),
+            )
+            .limit(1)
+        )
+        if still_open is None:
+            attempt.state = next_state(AttemptState(attempt.state), AttemptState.CANCELLED)
+            attempt.reason = reason
+            cancelled += 1
+    await session.flush()
+    return cancelled
+
+
+_IN_COLLECTION = (InstallmentStatus.OPEN, InstallmentStatus.PARTIALLY_PAID)
 
 
 async def create_hold(

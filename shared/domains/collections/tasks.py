@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import clock
 from shared.domains import events
-from shared.domains.collections import sending
+from shared.domains.collections import holds, sending
 from shared.domains.collections.attempts import IllegalTransition, next_state
 from shared.domains.collections.planner import plan_tenant
 from shared.domains.collections.service import UNSENT
@@ -40,8 +40,6 @@ from shared.integrations.whatsapp import advice, classify
 from shared.models import (
     AttemptState,
     ContactAttempt,
-    ContactAttemptItem,
-    Installment,
     Tenant,
     TenantKind,
     WebhookEvent,
@@ -259,33 +257,7 @@ async def cancel_when_settled(
     ctx: JobContext, installment_id: uuid.UUID, payment_id: uuid.UUID | None
 ) -> None:
     """A payment landed: queued attempts with nothing else left to ask for are cancelled."""
-    session = ctx.session
-    attempts = list(
-        await session.scalars(
-            select(ContactAttempt)
-            .join(ContactAttemptItem, ContactAttemptItem.attempt_id == ContactAttempt.id)
-            .where(
-                ContactAttemptItem.installment_id == installment_id,
-                ContactAttempt.state.in_([S.PLANNED, S.QUEUED]),
-            )
-            .with_for_update(of=ContactAttempt)
-        )
-    )
-    for attempt in attempts:
-        still_open = await session.scalar(
-            select(Installment.id)
-            .join(ContactAttemptItem, ContactAttemptItem.installment_id == Installment.id)
-            .where(
-                ContactAttemptItem.attempt_id == attempt.id,
-                Installment.status.in_(sending.OPEN),
-            )
-            .limit(1)
-        )
-        if still_open is None:
-            attempt.state = next_state(attempt.state, S.CANCELLED)
-            attempt.reason = "paid"
-    await session.flush()
-    if attempts:
+    if await holds.cancel_pointless(ctx.session, [installment_id], "paid"):
         log.info("collections.cancelled_on_payment", installment_id=str(installment_id))
 
 

@@ -25,8 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared import clock
 from shared.models import OutboxJob, WebhookEndpoint
 
-# Everything a tenant's systems can subscribe to.  ``agreement.*`` are emitted once
-# negotiation exists; endpoints may already ask for them.
+# Everything a tenant's systems can subscribe to.
 EVENT_TYPES = (
     "installment.settled",
     "attempt.status_changed",
@@ -34,6 +33,9 @@ EVENT_TYPES = (
     "customer.opted_out",
     "agreement.created",
     "agreement.broken",
+    "agreement.voided",
+    "agreement.cancelled",
+    "agreement.completed",
 )
 
 DELIVER_JOB = "events.deliver"

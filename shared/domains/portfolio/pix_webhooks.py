@@ -10,7 +10,8 @@ The body is the BCB Pix API's (``POST {url}/pix``)::
 Each item becomes one journaled event keyed ``pix:<endToEndId>`` (a redelivery inserts
 nothing); the ``inbound`` job records it through :func:`payments.record_payment` with the
 endToEndId as the payment's ``external_id``, so a replay answers the payment already recorded
-and never counts it twice.  Partial and over-payments are ``record_payment``'s rules.  A Pix
+and never counts it twice.  Partial and over-payments are ``record_payment``'s rules.  A txid
+naming an agreement's installment pays that instead (``negotiation.agreement_pay``).  A Pix
 whose txid names no installment of the retailer is kept, *ignored* with the reason, and listed
 by :func:`received` (``GET /v1/pix/received?unmatched=true``) for the retailer to apply by hand.
 A devolução (refund) inside an item is journaled as its own event and ignored: nothing is
@@ -38,9 +39,16 @@ from shared.brazil.documents import mask_document
 from shared.domains.audit.service import Actor
 from shared.domains.inbound.journal import EventIn, Outcome, handles
 from shared.domains.money.pixcodes import id_for_txid
+from shared.domains.negotiation import agreement_pay
 from shared.domains.portfolio import payments, schemas
 from shared.errors import AppError, FieldError
-from shared.models import Installment, TenantKind, WebhookEvent, WebhookEventState
+from shared.models import (
+    AgreementInstallment,
+    Installment,
+    TenantKind,
+    WebhookEvent,
+    WebhookEventState,
+)
 from shared.models.pix_connection import PixConnection
 from shared.pagination import decode_cursor, encode_cursor, invalid_cursor
 from shared.tenancy import Principal
@@ -237,10 +245,14 @@ async def on_pix(session: AsyncSession, event: WebhookEvent) -> Outcome:
     if tenant_id is None:
         return Outcome.ignored("no retailer: the Pix came through no connection")
     found = await _installment_of(session, tenant_id, payload.get("txid"))
+    connection_id = str(payload.get("connection_id"))
+    if isinstance(found, str) and payload.get("txid"):
+        of_agreement = await agreement_pay.named_by_txid(session, tenant_id, payload["txid"])
+        if of_agreement is not None:
+            return await _pay_agreement(session, event, of_agreement, connection_id)
     if isinstance(found, str):
         log.info("pix.unmatched", event_id=event.id, reason=found)
         return Outcome.ignored(found)
-    connection_id = str(payload.get("connection_id"))
     data = schemas.PaymentIn(
         external_id=str(payload["endToEndId"]),
         amount=Decimal(str(payload["valor"])),
@@ -271,6 +283,31 @@ async def on_pix(session: AsyncSession, event: WebhookEvent) -> Outcome:
         status=str(inst.status),
     )
     return Outcome.done(f"payment {payment.id}: installment {inst.status}")
+
+
+async def _pay_agreement(
+    session: AsyncSession, event: WebhookEvent, inst: AgreementInstallment, connection_id: str
+) -> Outcome:
+    """The txid names an agreement's installment (the down payment's Pix, typically)."""
+    payload = event.payload
+    try:
+        payment, created = await agreement_pay.record_payment(
+            session,
+            inst,
+            external_id=str(payload["endToEndId"]),
+            amount=Decimal(str(payload["valor"])),
+            paid_at=datetime.fromisoformat(str(payload["horario"])),
+            method="pix",
+            source="pix_webhook",
+            txid=payload.get("txid"),
+            actor=Actor("provider", f"pix:{connection_id}"),
+        )
+    except AppError as exc:  # the agreement ended (void, broken): the retailer applies it
+        log.info("pix.not_applied", event_id=event.id, code=exc.code)
+        return Outcome.ignored(f"not applied: {exc.detail}")
+    log.info("pix.applied_to_agreement", event_id=event.id, payment_id=str(payment.id))
+    done = "already recorded" if not created else f"agreement installment {inst.status}"
+    return Outcome.done(f"agreement payment {payment.id}: {done}")
 
 
 @handles(REFUND)
