@@ -268,6 +268,79 @@ def check_shape(body: dict[str, Any]) -> tuple[str, str]:
     return to, kind
 
 
+# Interactive messages as Meta validates them (contract §2.6): how long each field may be.
+INTERACTIVE_BODY_MAX = 1024
+BUTTONS_MAX, BUTTON_ID_MAX, BUTTON_TITLE_MAX = 3, 256, 20
+LIST_BUTTON_MAX, LIST_SECTIONS_MAX, LIST_ROWS_MAX = 20, 10, 10
+SECTION_TITLE_MAX, ROW_ID_MAX, ROW_TITLE_MAX, ROW_DESCRIPTION_MAX = 24, 200, 24, 72
+
+
+def _text_field(value: Any, field: str, limit: int, *, required: bool = True) -> None:
+    """A text parameter: present when ``required``, a string of at most ``limit`` characters."""
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or not value:
+        raise MetaError(131008, details=f"Parameter '{field}' is required.")
+    if len(value) > limit:
+        raise MetaError(
+            131009, details=f"Parameter '{field}' is too long: {len(value)} > {limit} characters."
+        )
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _entries(value: Any, field: str, most: int) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+        raise MetaError(131008, details=f"Parameter '{field}' is required (a non-empty list).")
+    if len(value) > most:
+        raise MetaError(131009, details=f"Parameter '{field}' has more than {most} entries.")
+    return value
+
+
+def check_interactive(interactive: dict[str, Any]) -> None:
+    """Reply buttons and lists checked as Meta does; other interactive kinds pass as they are."""
+    kind = interactive.get("type")
+    action = interactive.get("action")
+    if kind not in ("button", "list"):
+        return
+    _text_field(_object(interactive.get("body")).get("text"), "body.text", INTERACTIVE_BODY_MAX)
+    if not isinstance(action, dict):
+        raise MetaError(131008, details="Parameter 'action' is required.")
+    if kind == "button":
+        buttons = _entries(action.get("buttons"), "action.buttons", BUTTONS_MAX)
+        for i, button in enumerate(buttons):
+            reply = _object(button.get("reply"))
+            _text_field(reply.get("id"), f"action.buttons[{i}].reply.id", BUTTON_ID_MAX)
+            _text_field(reply.get("title"), f"action.buttons[{i}].reply.title", BUTTON_TITLE_MAX)
+        return
+    _text_field(action.get("button"), "action.button", LIST_BUTTON_MAX)
+    sections = _entries(action.get("sections"), "action.sections", LIST_SECTIONS_MAX)
+    ids: set[str] = set()
+    for i, section in enumerate(sections):
+        field = f"action.sections[{i}]"
+        _text_field(
+            section.get("title"), f"{field}.title", SECTION_TITLE_MAX, required=len(sections) > 1
+        )
+        for j, row in enumerate(_entries(section.get("rows"), f"{field}.rows", LIST_ROWS_MAX)):
+            _text_field(row.get("id"), f"{field}.rows[{j}].id", ROW_ID_MAX)
+            _text_field(row.get("title"), f"{field}.rows[{j}].title", ROW_TITLE_MAX)
+            _text_field(
+                row.get("description"),
+                f"{field}.rows[{j}].description",
+                ROW_DESCRIPTION_MAX,
+                required=False,
+            )
+            if row["id"] in ids:
+                raise MetaError(131009, details=f"Row id {row['id']!r} is not unique.")
+            ids.add(row["id"])
+    if len(ids) > LIST_ROWS_MAX:
+        raise MetaError(
+            131009, details=f"A list has at most {LIST_ROWS_MAX} rows in all its sections."
+        )
+
+
 def check_limits(state: SandboxState, number: NumberState, to: str) -> None:
     now = state.clock()
     if not number.throughput.take(number.config.throughput_per_second, now):
@@ -328,6 +401,8 @@ async def accept(
     if canonical(to) == canonical(number.config.display_phone_number):
         raise MetaError(131021)
     payload: dict[str, Any] = {kind: body[kind]}
+    if kind == "interactive":
+        check_interactive(body[kind])
     if kind == "template":
         template, payload["rendered"] = check_template(state.waba(number.config.waba_id), body)
         category, billable = template.category.lower(), True

@@ -87,6 +87,19 @@ class Principal:
     grants: tuple[Grant, ...] = field(default=())
     token_id: str | None = None
 
+    @classmethod
+    def retailer_process(cls, tenant_id: uuid.UUID, subject: str, client_id: str) -> Principal:
+        """Quita itself acting for one retailer (a PSP's payments, the chat, an agreement's
+        lifecycle): that retailer's rows and nothing else, no scopes to call the API with."""
+        return cls(
+            kind=PrincipalKind.CLIENT,
+            subject=subject,
+            client_id=client_id,
+            tenant_id=tenant_id,
+            tenant_kind=TenantKind.RETAILER,
+            scopes=frozenset(),
+        )
+
     def has(self, scope: str) -> bool:
         return scope in self.scopes
 

@@ -24,7 +24,6 @@ from shared.domains.collections.sending import callback_data
 from shared.domains.inbound import journal
 from shared.domains.inbound.actions import (
     ASK_RECEIPT_REPLY,
-    OPERATOR_REPLY,
     OPTED_OUT_REPLY,
     PRIORITY_HIGH,
 )
@@ -434,7 +433,7 @@ async def test_a_ja_paguei_tap_on_the_reminder_is_threaded_to_it_and_holds_the_r
     assert await _bodies(scene.sandbox) == [ASK_RECEIPT_REPLY]
 
 
-async def test_a_reply_button_hands_the_debtor_to_an_operator(scene: Scene) -> None:
+async def test_a_negotiate_button_brings_the_offer_menu_and_an_operator(scene: Scene) -> None:
     await scene.deliver(await _g(scene))
 
     (tap,) = await scene.shop.inbound(scene.ana)
@@ -447,7 +446,12 @@ async def test_a_reply_button_hands_the_debtor_to_an_operator(scene: Scene) -> N
     conversation = await scene.shop.conversation(scene.ana)
     assert (conversation.state, conversation.intent) == ("open", "negotiate")
     assert conversation.priority == PRIORITY_HIGH
-    assert await _bodies(scene.sandbox) == [OPERATOR_REPLY]
+    # she owes: the offers come as a list inside the window she opened (no operator text)
+    assert await _bodies(scene.sandbox) == []
+    activity = await scene.sandbox.get(f"/_sandbox/whatsapp/numbers/{PHONE_A}")
+    [menu] = [m for m in activity.json()["sent"] if m["type"] == "interactive"]
+    rows = [r for sec in menu["payload"]["interactive"]["action"]["sections"] for r in sec["rows"]]
+    assert rows and all(r["id"].startswith("OFFER:") for r in rows)
 
 
 async def test_a_list_row_asking_for_the_second_copy_gets_the_amount_and_the_pix_code(

@@ -12,7 +12,10 @@ caller's transaction:
 * ``already_paid`` — the régua is held for the tenant's ``paid_hold_days`` while an operator
   confirms, and the receipt is asked for (a receipt sent afterwards joins the same hold);
 * ``second_copy`` — the amount as of the debtor's today, item by item, with the Pix code;
-* ``negotiate`` — handed to an operator with priority (there is no negotiation flow yet);
+* ``negotiate`` — with something overdue and the window open, the offer menu as a list
+  (:mod:`~shared.domains.negotiation.chat`); a tap on one of its rows makes the agreement and
+  confirms it with the Pix; otherwise an operator, with priority (who sees the conversation
+  either way);
 * ``promise`` — the régua waits until the promised date plus a day of grace;
 * ``dispute`` — the open installments are marked disputed, the régua is held, an operator
   looks;
@@ -54,10 +57,11 @@ from shared.domains.collections.holds import cancel_unsent
 from shared.domains.collections.planner import REMIND_AHEAD_DAYS
 from shared.domains.collections.service import UNSENT, audit
 from shared.domains.inbound.assignment import queue_hand_out
-from shared.domains.inbound.intents import Intent, IntentKind, classify
+from shared.domains.inbound.intents import CONFIDENCE_PAYLOAD, Intent, IntentKind, classify
 from shared.domains.inbound.replies import WindowClosed, record_outbound
 from shared.domains.money import rules
 from shared.domains.money.balance import local_date
+from shared.domains.negotiation import chat
 from shared.domains.portfolio.service import set_status
 from shared.domains.portfolio.status import COLLECTABLE
 from shared.models import (
@@ -200,6 +204,8 @@ async def respond(
         today=local_date(message.occurred_at, customer),
         media=message.kind if message.media_id else None,
     )
+    if chat.choice_of(message.payload) is not None:  # a row of the offer menu
+        intent = Intent(K.NEGOTIATE, chat.ROW_PREFIX, CONFIDENCE_PAYLOAD)
     return await act(
         session,
         conversation,
@@ -383,7 +389,19 @@ async def _dispute(turn: _Turn) -> tuple[Acted, bool]:
 
 
 async def _negotiate(turn: _Turn) -> tuple[Acted, bool]:
-    """No negotiation flow exists yet: an operator takes it, with priority."""
+    """A tap on a row of the menu makes the agreement; a wish to negotiate gets the menu when
+    an offer can be made; else an operator takes it, with priority."""
+    if not turn.customer.do_not_contact and not turn.superseded:
+        choice = chat.choice_of(turn.message.payload)
+        args = (turn.session, turn.conversation, turn.customer)
+        if choice is not None:
+            taken = await chat.take_choice(*args, choice, wamid=turn.wamid, now=turn.now)
+            return Acted(K.NEGOTIATE, taken.note, taken.reply), taken.needs_operator
+        menu = await chat.send_menu(
+            *args, now=turn.now, dedupe_key=f"action:{turn.wamid}", reply_to=turn.wamid
+        )
+        if menu is not None:
+            return Acted(K.NEGOTIATE, "offer menu sent", menu), False
     reply = await turn.say(OPERATOR_REPLY)
     return Acted(K.NEGOTIATE, "for an operator", reply), True
 

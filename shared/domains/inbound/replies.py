@@ -24,6 +24,7 @@ from shared.domains.channels import senders
 from shared.domains.channels.service import secrets_of
 from shared.errors import Conflict
 from shared.integrations.errors import ProviderError
+from shared.integrations.whatsapp import ListRow, ListSection
 from shared.models import (
     Channel,
     ChannelKind,
@@ -67,10 +68,13 @@ async def record_outbound(
     reply_to: str | None = None,
     dedupe_key: str | None = None,
     now: datetime | None = None,
+    interactive: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> ConversationMessage:
-    """Record a free-text message to the person and queue its send (after the caller's
-    commit).  Inside the window only (``WindowClosed`` otherwise).  The same ``dedupe_key``
-    returns the message already recorded instead of a second one."""
+    """Record a message to the person — free text, or with ``interactive`` a list whose body is
+    ``text`` — and queue its send (after the caller's commit).  Inside the window only
+    (``WindowClosed`` otherwise).  The same ``dedupe_key`` returns the message already recorded
+    instead of a second one."""
     now = now or clock.now()
     if not window_open(conversation, now):
         raise WindowClosed("the last message from this person is more than 24 hours old")
@@ -82,12 +86,13 @@ async def record_outbound(
             tenant_id=conversation.tenant_id,
             conversation_id=conversation.id,
             direction=MessageDirection.OUT,
-            kind="text",
+            kind="interactive" if interactive else "text",
             text=text,
             context_message_id=reply_to,
             sent_by=sent_by,
             status=OutboundStatus.QUEUED,
             dedupe_key=dedupe_key,
+            details={**(details or {}), **({"interactive": interactive} if interactive else {})},
             occurred_at=now,
         )
         .on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key"])
@@ -211,14 +216,7 @@ async def send_message(
     message.status = OutboundStatus.SENDING
     await session.commit()  # the point of no blind return
     try:
-        answer = await senders.whatsapp_client().send_text(
-            channel.config["phone_number_id"],
-            secrets_of(channel)["access_token"],
-            conversation.wa_id or conversation.bsuid or "",
-            message.text or "",
-            callback_data=callback_data(message.id),
-            reply_to=message.context_message_id,
-        )
+        answer = await _call(channel, conversation, message)
     except ProviderError as exc:
         await session.refresh(message, with_for_update=True)
         if _status(message) == OutboundStatus.SENDING:
@@ -233,6 +231,41 @@ async def send_message(
     await session.flush()
     log.info("conversations.sent", message_id=str(message.id))
     return message.status
+
+
+async def _call(channel: Channel, conversation: Conversation, message: ConversationMessage) -> Any:
+    """The provider call for one recorded message: its text, or its interactive list."""
+    client = senders.whatsapp_client()
+    number, token = channel.config["phone_number_id"], secrets_of(channel)["access_token"]
+    to = conversation.wa_id or conversation.bsuid or ""
+    interactive = (message.details or {}).get("interactive")
+    if message.kind == "interactive" and interactive:
+        action = interactive["action"]
+        sections = [
+            ListSection(
+                rows=[ListRow(r["id"], r["title"], r.get("description")) for r in sec["rows"]],
+                title=sec.get("title"),
+            )
+            for sec in action["sections"]
+        ]
+        return await client.send_interactive_list(
+            number,
+            token,
+            to,
+            interactive["body"]["text"],
+            action["button"],
+            sections,
+            callback_data=callback_data(message.id),
+            reply_to=message.context_message_id,
+        )
+    return await client.send_text(
+        number,
+        token,
+        to,
+        message.text or "",
+        callback_data=callback_data(message.id),
+        reply_to=message.context_message_id,
+    )
 
 
 async def _give_up(

@@ -52,12 +52,10 @@ from shared.models import (
     Customer,
     Installment,
     InstallmentStatus,
-    TenantKind,
 )
 from shared.queue import JobContext, enqueue, job
 from shared.queue.scheduler import periodic
 from shared.tenancy import Principal
-from shared.tenancy.principal import PrincipalKind
 
 log = structlog.get_logger("quita.agreements")
 
@@ -261,14 +259,7 @@ async def cancel(
 
 def _retailer(tenant_id: uuid.UUID) -> Principal:
     """Quita applying an agreement's money for the retailer (its own portfolio only)."""
-    return Principal(
-        kind=PrincipalKind.CLIENT,
-        subject="agreements",
-        client_id="agreements",
-        tenant_id=tenant_id,
-        tenant_kind=TenantKind.RETAILER,
-        scopes=frozenset(),
-    )
+    return Principal.retailer_process(tenant_id, "agreements", "agreements")
 
 
 async def review(

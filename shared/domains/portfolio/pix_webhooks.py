@@ -45,14 +45,12 @@ from shared.errors import AppError, FieldError
 from shared.models import (
     AgreementInstallment,
     Installment,
-    TenantKind,
     WebhookEvent,
     WebhookEventState,
 )
 from shared.models.pix_connection import PixConnection
 from shared.pagination import decode_cursor, encode_cursor, invalid_cursor
 from shared.tenancy import Principal
-from shared.tenancy.principal import PrincipalKind
 
 log = structlog.get_logger("quita.pix")
 
@@ -213,14 +211,7 @@ def events_for(connection: PixConnection, items: list[PixItem]) -> list[EventIn]
 
 def _psp_principal(tenant_id: uuid.UUID, connection_id: str) -> Principal:
     """The PSP acting for its retailer: writes that retailer's payments and nothing else."""
-    return Principal(
-        kind=PrincipalKind.CLIENT,
-        subject=f"pix:{connection_id}",
-        client_id="pix-webhook",
-        tenant_id=tenant_id,
-        tenant_kind=TenantKind.RETAILER,
-        scopes=frozenset(),
-    )
+    return Principal.retailer_process(tenant_id, f"pix:{connection_id}", "pix-webhook")
 
 
 async def _installment_of(

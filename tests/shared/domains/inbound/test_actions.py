@@ -170,6 +170,12 @@ class Shop(Retailer):
         return list(rows)
 
 
+async def _sandbox_messages(sandbox: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """Everything the sandbox delivered from the shop's number, in order."""
+    activity = await sandbox.get(f"/_sandbox/whatsapp/numbers/{PHONE_A}", params={"wait": "true"})
+    return list(activity.json()["sent"])
+
+
 async def _bodies(sandbox: httpx.AsyncClient, number: str | None = None) -> list[str]:
     """The texts the sandbox delivered, in order (to ``number`` when given)."""
     texts = await _sandbox_texts(sandbox)
@@ -543,7 +549,10 @@ async def test_processing_the_same_messages_again_acts_once(
     await _replay(shop, run_jobs)
     await _replay(shop, run_jobs)
 
-    assert await _bodies(sandbox) == sent and len(sent) == 4
+    # three texts (receipt asked, dispute noted, the Pix) and the offer menu, each once
+    assert await _bodies(sandbox) == sent and len(sent) == 3
+    menus = [m for m in await _sandbox_messages(sandbox) if m["type"] == "interactive"]
+    assert len(menus) == 1
     assert sorted(h.kind for h in await shop.holds(ana)) == ["dispute", "paid_claim"]
     assert len(await shop.audits("hold.created")) == 2
 
