@@ -15,9 +15,13 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.domains.audit.service import Actor
 from shared.domains.inbound import journal
+from shared.domains.negotiation import lifecycle
 from shared.domains.portfolio import pix_webhooks
 from shared.models import (
+    Agreement,
+    AgreementStatus,
     AuditEvent,
     ContactAttempt,
     ContactAttemptItem,
@@ -127,6 +131,42 @@ async def test_accepting_copies_the_option_and_renegotiates_the_originals(
     event = await session.scalar(select(TenantEvent).where(TenantEvent.tenant_id == party.id))
     assert event is not None and event.type == "agreement.created"
     assert event.data["agreement_id"] == agreement["id"]
+
+
+async def test_no_more_offers_once_the_customer_broke_as_many_agreements_as_the_policy_allows(
+    shop: tuple[Party, Caller], session: AsyncSession
+) -> None:
+    party, owner = shop
+    policy = (await owner.call("GET", "/v1/settings/negotiation")).json()
+    policy.update(max_broken_agreements=1)
+    saved = await owner.call(
+        "PUT",
+        "/v1/settings/negotiation",
+        {k: v for k, v in policy.items() if k not in ("version", "created_by", "created_at")},
+    )
+    assert saved.status_code == 200, saved.text
+    offer = await _menu(owner)
+    accepted = await owner.call(
+        "POST",
+        f"/v1/offers/{offer['id']}/accept",
+        {"option_id": _option(offer, "installments")["id"]},
+    )
+    assert accepted.status_code == 201, accepted.text
+    await use_scope(session, tenant_scope(party.id))
+    agreement = await session.get_one(Agreement, uuid.UUID(accepted.json()["id"]))
+    await lifecycle.end(
+        session,
+        agreement,
+        AgreementStatus.BROKEN,
+        "test: installment overdue",
+        Actor("system", "t"),
+    )
+    await session.flush()
+
+    again = await owner.call("POST", "/v1/customers/C-1/offers")
+
+    assert await _statuses(owner) == {"P-1": "open", "P-2": "open"}  # back in collection
+    assert (again.status_code, again.json()["code"]) == (409, "offers_stopped")
 
 
 async def test_accepting_cancels_the_messages_queued_about_the_originals(

@@ -117,7 +117,8 @@ class OfferController(Controller):
         description="Pay today with the largest allowed discount; a down payment plus N monthly "
         "installments; one new date. Each option is itemized and explains the limits that "
         "shaped it. An agency negotiates under its mandate's limits (a mandate with the "
-        "negotiate action covering the customer). Audited.",
+        "negotiate action covering the customer). 409 offers_stopped once the customer broke "
+        "as many agreements as the policy's max_broken_agreements. Audited.",
         guards=[NEGOTIATE],
         status_code=201,
     )

@@ -22,7 +22,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.brazil.calendar import timezone_for
@@ -40,7 +39,6 @@ from shared.integrations.whatsapp.payloads import (
 )
 from shared.models import (
     Agreement,
-    AgreementStatus,
     Conversation,
     ConversationMessage,
     Customer,
@@ -142,18 +140,8 @@ async def send_menu(
 
 
 async def _offers_stopped(session: AsyncSession, customer: Customer) -> bool:
-    """The customer broke more agreements than the policy lets a customer break."""
     policy = await service.current_policy(session, customer.tenant_id)
-    broken = await session.scalar(
-        select(func.count())
-        .select_from(Agreement)
-        .where(
-            Agreement.tenant_id == customer.tenant_id,
-            Agreement.customer_id == customer.id,
-            Agreement.status == AgreementStatus.BROKEN,
-        )
-    )
-    return (broken or 0) > policy.max_broken_agreements
+    return await service.offers_stopped(session, customer, policy.max_broken_agreements)
 
 
 def _local(at: datetime, customer: Customer) -> datetime:

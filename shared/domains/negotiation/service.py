@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import clock
@@ -26,8 +26,10 @@ from shared.domains.negotiation.limits import (
     effective,
 )
 from shared.domains.portfolio.service import find_customer
-from shared.errors import FieldError, NotFound, ValidationFailed
+from shared.errors import Conflict, FieldError, NotFound, ValidationFailed
 from shared.models import (
+    Agreement,
+    AgreementStatus,
     Customer,
     Installment,
     InstallmentStatus,
@@ -249,6 +251,25 @@ async def _debts(
     return [d for i, d in overdue.items() if i in wanted]
 
 
+class OffersStopped(Conflict):
+    code = "offers_stopped"
+    title = "No more offers for this customer"
+
+
+async def offers_stopped(session: AsyncSession, customer: Customer, max_broken: int) -> bool:
+    """Has the customer broken as many agreements as the policy lets one break?"""
+    broken = await session.scalar(
+        select(func.count())
+        .select_from(Agreement)
+        .where(
+            Agreement.tenant_id == customer.tenant_id,
+            Agreement.customer_id == customer.id,
+            Agreement.status == AgreementStatus.BROKEN,
+        )
+    )
+    return (broken or 0) >= max_broken
+
+
 async def make_offer(
     session: AsyncSession,
     principal: Principal,
@@ -268,6 +289,11 @@ async def make_offer(
     if not own and grant is None:
         raise NotFound("The customer was not found.")
     policy = await current_policy(session, customer.tenant_id, create=own)
+    if await offers_stopped(session, customer, policy.max_broken_agreements):
+        raise OffersStopped(
+            f"the customer broke {policy.max_broken_agreements} agreement(s) or more: the "
+            "policy makes no more offers"
+        )
     mandate_row = await mandate_limits(session, grant.mandate_id) if grant else None
     in_force = effective(limits_of(policy), _limit_values(mandate_row) if grant else None)
     now = clock.now()
