@@ -19,13 +19,14 @@ from shared.brazil.pix import decode
 from shared.domains.audit.service import Actor
 from shared.domains.channels import schemas as channel_schemas
 from shared.domains.channels import service as channels
-from shared.domains.collections import sending
+from shared.domains.collections import holds, sending
 from shared.domains.identity import schemas as identity_schemas
 from shared.domains.identity import service as identity
 from shared.domains.identity.service import CLI_ACTOR
 from shared.domains.money.balance import balance_of
 from shared.models import (
     AuditEvent,
+    CollectionHold,
     ContactAttempt,
     ContactAttemptItem,
     Customer,
@@ -34,6 +35,7 @@ from shared.models import (
     OutboxJob,
     PixSettings,
     Role,
+    TenantEvent,
 )
 from shared.tenancy import SYSTEM, use_scope
 from tests.shared.domains.collections import test_sending as sending_world
@@ -467,6 +469,77 @@ async def test_a_pause_cancels_the_queued_message_and_is_released_later(
     assert len(await _audit(session, "hold.released")) == 1
 
 
+async def test_an_operator_records_a_promise_which_holds_the_regua_until_that_day(
+    shop: Shop,
+) -> None:
+    await shop.customer("C-1")
+    await shop.installment("P-1", "C-1", today() - timedelta(days=2))
+    until = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+
+    promise = await shop.call(
+        "POST",
+        "/v1/customers/C-1/holds",
+        {"kind": "promise", "reason": "Prometeu por telefone", "until": until},
+    )
+    undated = await shop.call(
+        "POST", "/v1/customers/C-1/holds", {"kind": "promise", "reason": "Sem data"}
+    )
+    held = await shop.call("POST", "/v1/customers/C-1/remind")
+
+    assert promise.status_code == 201, promise.text
+    assert (undated.status_code, _fields(undated)) == (
+        422,
+        {"until": undated.json()["errors"][0]["message"]},
+    )
+    assert (held.json()["state"], held.json()["reason"]) == ("skipped", "hold_promise")
+
+
+@pytest.mark.parametrize("paid", [True, False])
+async def test_a_promise_past_its_day_is_judged_kept_or_broken(
+    shop: Shop, session: AsyncSession, paid: bool
+) -> None:
+    await shop.customer("C-1")
+    await shop.installment("P-1", "C-1", today() - timedelta(days=10))
+    await use_scope(session, SYSTEM)
+    customer = await session.scalar(select(Customer).where(Customer.external_id == "C-1"))
+    assert customer is not None
+    promised = CollectionHold(
+        tenant_id=customer.tenant_id,
+        customer_id=customer.id,
+        kind="promise",
+        reason="pago dia 10",
+        created_at=datetime.now(UTC) - timedelta(days=3),
+        until=datetime.now(UTC) - timedelta(minutes=1),
+    )
+    session.add(promised)
+    await session.flush()
+    if paid:
+        payment = {
+            "external_id": "PG-1",
+            "installment_external_id": "P-1",
+            "amount": "100.00",
+            "paid_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+            "method": "pix",
+        }
+        assert (await shop.call("POST", "/v1/payments", payment)).status_code == 201
+
+    await use_scope(session, SYSTEM)
+    counts = await holds.judge_promises(session)
+    again = await holds.judge_promises(session)
+
+    outcome = "kept" if paid else "broken"
+    assert counts == {"kept": int(paid), "broken": int(not paid)}
+    assert again == {"kept": 0, "broken": 0}  # judged once
+    [event] = await _audit(session, f"promise.{outcome}")
+    told = await session.scalar(select(TenantEvent).where(TenantEvent.type == f"promise.{outcome}"))
+    assert told is not None and told.data["customer_external_id"] == "C-1"
+    reminders = (await shop.call("GET", "/v1/attempts")).json()["items"]
+    if paid:
+        assert reminders == []
+    else:  # the régua resumes at once with a reminder, under its governance
+        assert [(a["kind"], a["id"]) for a in reminders] == [("manual", event.data["attempt_id"])]
+
+
 async def test_a_dispute_holds_the_next_reminder(shop: Shop) -> None:
     await shop.customer("C-1")
     await shop.installment("P-1", "C-1", today() - timedelta(days=2))
@@ -502,7 +575,7 @@ async def test_a_hold_on_one_installment_must_name_one_of_the_customers(shop: Sh
 
 async def test_a_hold_is_refused_field_by_field(shop: Shop) -> None:
     await shop.customer("C-1")
-    body = {"kind": "promise", "reason": " ", "until": "2020-01-01T00:00:00Z"}
+    body = {"kind": "paid_claim", "reason": " ", "until": "2020-01-01T00:00:00Z"}
 
     r = await shop.call("POST", "/v1/customers/C-1/holds", body)
 

@@ -187,7 +187,9 @@ class CustomerCollectionController(Controller):
     @post(
         "/{customer_ref:str}/holds",
         summary="Pause collection for a customer or one installment",
-        description="kind pause or dispute, until an instant or until released. A hold on the "
+        description="kind pause, dispute or promise (a promise needs until: the promised day "
+        "plus grace; when it ends it is judged kept if a payment landed meanwhile, else broken "
+        "and a reminder is asked for at once), until an instant or until released. A hold on the "
         "whole customer also cancels its messages not sent yet (reason hold_pause / "
         "hold_dispute). Audited.",
         guards=[OPERATE],

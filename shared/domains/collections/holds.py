@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import clock
+from shared.domains import events
 from shared.domains.audit.service import Actor
 from shared.domains.collections import planner, schemas
 from shared.domains.collections.attempts import next_state
@@ -25,6 +27,7 @@ from shared.models import (
     HoldKind,
     Installment,
     InstallmentStatus,
+    Payment,
 )
 from shared.tenancy import Principal
 
@@ -57,7 +60,9 @@ async def _validate_hold(
     """The installment the hold is about (``None``: the whole customer), or every field error."""
     errors: list[FieldError] = []
     if data.kind not in OPERATOR_HOLDS:
-        errors.append(FieldError("kind", "must be pause or dispute"))
+        errors.append(FieldError("kind", "must be pause, dispute or promise"))
+    if data.kind == HoldKind.PROMISE and data.until is None:
+        errors.append(FieldError("until", "a promise holds until the promised day: required"))
     if not data.reason.strip():
         errors.append(FieldError("reason", "must not be blank"))
     if data.until is not None and (data.until.tzinfo is None or data.until <= at):
@@ -255,3 +260,74 @@ async def remind(
         {"attempt_id": str(attempt.id), "state": attempt.state, "reason": attempt.reason},
     )
     return attempt
+
+
+# --- promises: kept or broken ---------------------------------------------------------------
+
+
+async def judge_promises(session: AsyncSession, now: datetime | None = None) -> dict[str, int]:
+    """Judge the promises whose time ran out and that nobody released: ``kept`` when a payment
+    of the customer's landed between the promise and its end, ``broken`` otherwise (the régua
+    resumes by itself, and a reminder is asked for now, under the régua's governance).  Each
+    promise is judged once (it is marked released at its end); audited and told to the
+    retailer's systems.  The caller commits."""
+    now = now or clock.now()
+    due = list(
+        await session.scalars(
+            select(CollectionHold)
+            .where(
+                CollectionHold.kind == HoldKind.PROMISE,
+                CollectionHold.released_at.is_(None),
+                CollectionHold.until <= now,
+            )
+            .order_by(CollectionHold.until, CollectionHold.id)
+            .limit(500)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    counts = {"kept": 0, "broken": 0}
+    for hold in due:
+        assert hold.until is not None
+        paid = await session.scalar(
+            select(func.count())
+            .select_from(Payment)
+            .join(Installment, Installment.id == Payment.installment_id)
+            .where(
+                Installment.customer_id == hold.customer_id,
+                Payment.paid_at >= hold.created_at,
+                Payment.paid_at < hold.until,
+            )
+        )
+        outcome = "kept" if paid else "broken"
+        hold.released_at = hold.until
+        counts[outcome] += 1
+        data: dict[str, Any] = {"hold_id": str(hold.id), "until": hold.until.isoformat()}
+        if outcome == "broken":
+            customer = await session.get(Customer, hold.customer_id)
+            if customer is not None:
+                try:
+                    attempt = await planner.remind(session, hold.tenant_id, customer.id, now)
+                    data["attempt_id"] = str(attempt.id)
+                except planner.NothingToRemind:
+                    data["attempt_id"] = None
+        await audit(
+            session,
+            f"promise.{outcome}",
+            hold.tenant_id,
+            PROMISES,
+            ("customer", hold.customer_id),
+            data,
+        )
+        await events.emit(
+            session,
+            hold.tenant_id,
+            f"promise.{outcome}",
+            data,
+            hold.until,
+            customer_id=hold.customer_id,
+        )
+    await session.flush()
+    return counts
+
+
+PROMISES = Actor("system", "collections.promises")

@@ -42,7 +42,7 @@ CHANNELS = ("whatsapp", "sms", "email")
 SMALLINT = 32767
 # What an operator or the retailer's system may open; "já paguei" and promises come from the
 # conversations and the negotiation.
-OPERATOR_HOLDS = (HoldKind.PAUSE, HoldKind.DISPUTE)
+OPERATOR_HOLDS = (HoldKind.PAUSE, HoldKind.DISPUTE, HoldKind.PROMISE)
 # Held messages that have not gone yet; a customer-level hold makes them pointless.
 UNSENT = (AttemptState.PLANNED, AttemptState.QUEUED)
 

@@ -293,6 +293,14 @@ _ORPHANS = text(
 )
 
 
+@periodic("collections.promises", every=timedelta(minutes=15))
+async def judge_promises(session: AsyncSession) -> None:
+    """Promises whose time ran out: kept, or broken (a reminder now)."""
+    counts = await holds.judge_promises(session)
+    if any(counts.values()):
+        log.info("collections.promises_judged", **counts)
+
+
 @periodic("collections.sweep", every=timedelta(minutes=2))
 async def sweep(session: AsyncSession) -> None:
     await sweep_attempts(session, clock.now())

@@ -36,6 +36,8 @@ EVENT_TYPES = (
     "agreement.voided",
     "agreement.cancelled",
     "agreement.completed",
+    "promise.kept",
+    "promise.broken",
 )
 
 DELIVER_JOB = "events.deliver"
