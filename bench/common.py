@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
+import httpx
+import redis.asyncio as aioredis
 from sqlalchemy.engine import make_url
 
 from shared import embedded
@@ -59,3 +65,37 @@ def ratio_line(name: str, value: float, ceiling: float, unit: str) -> str:
         f"{name:<34} {value:>12,.0f} {unit}   ceiling {ceiling:>12,.0f} {unit}"
         f"   ratio {value / ceiling:.2f}"
     )
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for a server the bench starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def venv_bin(name: str) -> str:
+    """A console script of this virtualenv (granian, quita …)."""
+    return str(Path(sys.executable).parent / name)
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float) -> None:
+    """Poll ``check`` until it holds (a server still starting may refuse connections)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if await check():
+                return
+        except (httpx.TransportError, OSError):
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{what} did not happen within {timeout:.0f}s")
+
+
+async def flush_redis(settings: Settings) -> None:
+    """Empty the bench's Redis database."""
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()

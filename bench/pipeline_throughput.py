@@ -28,13 +28,11 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -46,7 +44,7 @@ import httpx
 import redis.asyncio as aioredis
 from sqlalchemy import text
 
-from bench.common import bench_settings, ratio_line
+from bench.common import bench_settings, flush_redis, free_port, ratio_line, venv_bin, wait_for
 from bench.planner_throughput import (
     ZONE,
     Portfolio,
@@ -196,12 +194,6 @@ def open_states(now: datetime) -> list[str]:
 # --- setup ------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def phone_number_id(n: int) -> str:
     return f"10955{n:05d}"
 
@@ -305,22 +297,6 @@ class Processes:
             self.stop(process)
 
 
-def _bin(name: str) -> str:
-    return str(Path(sys.executable).parent / name)
-
-
-async def _wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if await check():
-                return
-        except (httpx.TransportError, OSError):
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"{what} did not happen within {timeout:.0f}s")
-
-
 async def _answers(base: str) -> Counter[str]:
     async with httpx.AsyncClient(timeout=10) as client:
         return Counter((await client.get(f"{base}/_bench/answers")).json())
@@ -349,7 +325,7 @@ async def _ping_worker(settings: Settings) -> None:
                     )
                 )
 
-        await _wait_for(done, "the warm-up job", 60)
+        await wait_for(done, "the warm-up job", 60)
     finally:
         await engine.dispose()
 
@@ -481,7 +457,7 @@ async def _ceiling_run(
         async def warmed() -> bool:
             return sum((await _answers(base)).values()) > sum(before.values())
 
-        await _wait_for(warmed, "the ceiling worker's first POST", 60)
+        await wait_for(warmed, "the ceiling worker's first POST", 60)
         before = await _answers(base)
         started = time.perf_counter()
         await _push(client, items)
@@ -516,14 +492,6 @@ def _env(settings: Settings, port: int, *, audit: bool = True) -> dict[str, str]
     }
 
 
-async def _flush(settings: Settings) -> None:
-    client = aioredis.Redis.from_url(settings.redis_url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
-
-
 def run(*, audit: bool = True) -> list[str]:
     """The pipeline as deployed; ``audit=False`` writes no audit events (issue #7: audit may
     cost the pipeline at most 10 %; run both and compare the engine's msg/s)."""
@@ -540,13 +508,13 @@ def run(*, audit: bool = True) -> list[str]:
     settings = settings.model_copy(
         update={"redis_url": redis_url_with_db(settings.redis_url, REDIS_DB)}
     )
-    port = _free_port()
+    port = free_port()
     procs = Processes(_env(settings, port, audit=audit))
     try:
         return asyncio.run(_main(settings, states, procs, port, audit=audit))
     finally:
         procs.stop_all()
-        asyncio.run(_flush(settings))
+        asyncio.run(flush_redis(settings))
         asyncio.run(drop_database(settings))
 
 
@@ -554,10 +522,10 @@ async def _main(
     settings: Settings, states: list[str], procs: Processes, port: int, *, audit: bool = True
 ) -> list[str]:
     base = f"http://127.0.0.1:{port}"
-    await _flush(settings)
+    await flush_redis(settings)
     procs.start(
         [
-            _bin("granian"),
+            venv_bin("granian"),
             "--interface",
             "asgi",
             "--factory",
@@ -578,14 +546,14 @@ async def _main(
         async with httpx.AsyncClient(timeout=2) as client:
             return (await client.get(f"{base}/health")).status_code == 200
 
-    await _wait_for(sandbox_up, "the sandbox", 30)
+    await wait_for(sandbox_up, "the sandbox", 30)
     await _register_numbers(base)
     today = datetime.now(UTC).astimezone(ZONE).date()
     retailers = await create_retailers(
         settings, TENANTS, phone_number_id=phone_number_id, waba_id=waba_id
     )
     await _load(settings, retailers, states, today)
-    quita = _bin("quita")
+    quita = venv_bin("quita")
     procs.start([quita, "relay"])
     worker = procs.start([quita, "worker"])
     await _ping_worker(settings)
@@ -595,7 +563,7 @@ async def _main(
     items = await _sent_payloads(base)
     ceiling_worker = procs.start(
         [
-            _bin("dramatiq"),
+            venv_bin("dramatiq"),
             "bench.pipeline_throughput:ceiling_broker",
             "--skip-logging",
             "--processes",

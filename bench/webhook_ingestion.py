@@ -27,8 +27,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
-import sys
 import time
 import uuid
 from collections import deque
@@ -41,10 +39,9 @@ from typing import Any
 
 import asyncpg
 import httpx
-import redis.asyncio as aioredis
 from litestar import Request, post
 
-from bench.common import bench_settings, ratio_line
+from bench.common import bench_settings, flush_redis, free_port, ratio_line, venv_bin, wait_for
 from bench.pipeline_throughput import Processes
 from bench.planner_throughput import CUSTOMER_COLUMNS, create_retailers, drop_database
 from shared.config import Settings, libpq_dsn, redis_url_with_db
@@ -310,24 +307,6 @@ async def measure(meta: Meta, server: int, cell: Cell, serial: count[int]) -> Ce
 # --- setup ------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if await check():
-                return
-        except (httpx.TransportError, OSError):
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"{what} did not happen within {timeout:.0f}s")
-
-
 async def sent_reminders(settings: Settings, tenant_id: uuid.UUID) -> list[tuple[str, str]]:
     """``REMINDERS`` reminders already sent on WhatsApp, one per customer: their message ids
     and callback data, as the send recorded them."""
@@ -384,13 +363,9 @@ def _env(settings: Settings, port: int) -> dict[str, str]:
     }
 
 
-def _bin(name: str) -> str:
-    return str(Path(sys.executable).parent / name)
-
-
 def _granian(port: int) -> list[str]:
     return [
-        _bin("granian"),
+        venv_bin("granian"),
         "--interface",
         "asgi",
         "--factory",
@@ -415,14 +390,6 @@ async def _scalar(settings: Settings, sql: str, *args: Any) -> Any:
         await conn.close()
 
 
-async def _flush(settings: Settings) -> None:
-    client = aioredis.Redis.from_url(settings.redis_url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
-
-
 # --- the workers ------------------------------------------------------------------------------
 
 
@@ -444,7 +411,7 @@ async def _warm_workers(settings: Settings) -> None:
         sql = "SELECT done_at IS NOT NULL FROM outbox WHERE id = $1"
         return bool(await _scalar(settings, sql, job_id))
 
-    await _until(done, "the workers' warm-up job", 60)
+    await wait_for(done, "the workers' warm-up job", 60)
 
 
 @dataclass
@@ -519,18 +486,18 @@ def run() -> list[str]:
     settings = settings.model_copy(
         update={"redis_url": redis_url_with_db(settings.redis_url, REDIS_DB)}
     )
-    port = _free_port()
+    port = free_port()
     procs = Processes(_env(settings, port))
     try:
         return asyncio.run(_main(settings, procs, port))
     finally:
         procs.stop_all()
-        asyncio.run(_flush(settings))
+        asyncio.run(flush_redis(settings))
         asyncio.run(drop_database(settings))
 
 
 async def _main(settings: Settings, procs: Processes, port: int) -> list[str]:
-    await _flush(settings)
+    await flush_redis(settings)
     (retailer,) = await create_retailers(
         settings, 1, phone_number_id=lambda n: PHONE_NUMBER_ID, waba_id=lambda n: WABA_ID
     )
@@ -542,7 +509,7 @@ async def _main(settings: Settings, procs: Processes, port: int) -> list[str]:
         async def up() -> bool:
             return (await meta.clients[0].get("/health")).status_code == 200
 
-        await _until(up, "the webhooks server", 30)
+        await wait_for(up, "the webhooks server", 30)
         serial = count(1)
         cells = []
         for size in SIZES:
@@ -554,8 +521,8 @@ async def _main(settings: Settings, procs: Processes, port: int) -> list[str]:
         # the ingestion's events name no reminder (and the setup queued template submissions
         # to a provider that is not running): none of that is the workers' bench
         await _scalar(settings, "UPDATE outbox SET done_at = now() WHERE done_at IS NULL")
-        procs.start([_bin("quita"), "relay"])
-        procs.start([_bin("quita"), "worker"])
+        procs.start([venv_bin("quita"), "relay"])
+        procs.start([venv_bin("quita"), "worker"])
         await _warm_workers(settings)
         processing = await process_statuses(settings, meta, reminders)
     finally:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import bench_settings
+from bench.common import bench_settings, free_port
 from shared.integrations.whatsapp import WhatsAppClient, WhatsAppError, payloads
 from shared.logging import configure_logging
 
@@ -31,12 +30,6 @@ MESSAGES = 2_000
 FLOOD_SECONDS = 8.0
 FLOOD_IN_FLIGHT = 16  # enough to keep the number over its limit, light enough to share 2 cores
 TEMPLATE = "bench_lembrete_v1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _wait_up(base: str) -> None:
@@ -175,7 +168,7 @@ def run() -> list[str]:
     settings = bench_settings("whatsapp")
     # the flood answers thousands of 130429s, each a warning: keep the report readable
     configure_logging(settings.model_copy(update={"log_level": "ERROR"}), "bench")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "QUITA_DATABASE_URL": settings.database_url,
