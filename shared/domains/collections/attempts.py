@@ -4,7 +4,9 @@ Our own steps move an attempt forward (``planned → queued → sending → sent
 status webhooks arrive late, twice or out of order and may only move it forward too (contract
 §5.7: ``sent < delivered < read``; a ``failed`` after ``delivered`` is noted, not applied; a
 ``failed`` before ``delivered`` is overwritten by a later ``delivered``).  ``unknown`` — the
-provider call's outcome was lost — is resolved by whatever the provider says next.
+provider call's outcome was lost — is resolved by whatever the provider says next, or, when the
+provider's silence shows it never received the message (the sweeper's evidence: later messages
+of the same number were delivered, this one got no status at all), queued again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ _OURS: dict[AttemptState, frozenset[AttemptState]] = {
     S.QUEUED: frozenset({S.SENDING, S.CANCELLED, S.SKIPPED, S.FAILED}),
     # back to QUEUED only when the error proves nothing left (a retry); UNKNOWN when it may have
     S.SENDING: frozenset({S.SENT, S.FAILED, S.UNKNOWN, S.QUEUED}),
+    # back to QUEUED only on the evidence that the provider never received it (see above)
+    S.UNKNOWN: frozenset({S.QUEUED}),
 }
 
 # The provider's statuses, by how far they prove the message got.

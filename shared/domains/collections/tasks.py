@@ -9,8 +9,9 @@
   reports a failure that calls for it.
 - A settled installment cancels the queued attempts that have nothing left to ask for.
 - Every two minutes a sweeper moves on what no job will: queued attempts whose send job is
-  gone, ``sending`` ones whose worker died, ``unknown`` ones no webhook resolved, and messages
-  sent but not delivered in time (fallback channel).
+  gone, ``sending`` ones whose worker died, ``unknown`` ones the provider never received (sent
+  again: see ``_UNREACHED``) or that no webhook resolved, and messages sent but not delivered in
+  time (fallback channel).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import clock
 from shared.domains import events
+from shared.domains.audit.service import Actor, record_many
 from shared.domains.collections import holds, sending
 from shared.domains.collections.attempts import IllegalTransition, next_state
 from shared.domains.collections.planner import plan_tenant
@@ -183,6 +185,17 @@ async def _attempt_by_message(
             attempt.provider_message_id = message_id
     if attempt is None or attempt.tenant_id != event.tenant_id:
         return None
+    if message_id and attempt.provider_message_id != message_id:
+        # a second message carrying this attempt's id: the one presumed never received (and
+        # sent again by the sweeper) had arrived after all.  Kept on the attempt; its statuses
+        # are not the attempt's.
+        if not any(d.get("provider_message_id") == message_id for d in attempt.decisions):
+            attempt.decisions = [
+                *attempt.decisions,
+                {"rule": "second_message", "provider_message_id": message_id},
+            ]
+            log.warning("collections.second_message", attempt_id=str(attempt.id))
+        return None
     return attempt
 
 
@@ -261,10 +274,35 @@ async def cancel_when_settled(
         log.info("collections.cancelled_on_payment", installment_id=str(installment_id))
 
 
+SWEEPER = Actor("system", "collections.sweep")
 SWEEP_BATCH = 1000
 STUCK_QUEUED = timedelta(minutes=5)
 STUCK_SENDING = timedelta(minutes=10)
+UNREACHED_AFTER = timedelta(minutes=30)
 UNRESOLVED = timedelta(hours=24)
+
+# ``unknown`` attempts the provider never received.  Meta has no lookup by our id, so the proof
+# is its silence: every message accepted gets a status webhook within seconds (``sent``, carrying
+# our attempt id), and this one got none in half an hour, while a message of the same number that
+# left after it has been delivered — statuses were flowing, and for messages younger than this
+# one.  A worker killed between committing ``sending`` and its request leaving, a request that
+# timed out before reaching the provider: sent again, under the same checks as any send.
+_UNREACHED = text(
+    """
+    SELECT a.id, later.id AS evidence_id FROM contact_attempts a
+    CROSS JOIN LATERAL (
+        SELECT b.id FROM contact_attempts b
+        WHERE b.tenant_id = a.tenant_id AND b.channel_id = a.channel_id
+          AND b.sending_at > a.sending_at AND b.delivered_at IS NOT NULL
+        LIMIT 1
+    ) later
+    WHERE a.state = 'unknown' AND a.provider_message_id IS NULL
+      AND a.channel IN ('whatsapp', 'sms') AND a.channel_id IS NOT NULL
+      AND a.sending_at < :before AND a.sending_at > :since
+    ORDER BY a.sending_at
+    LIMIT :batch
+    """
+)
 
 # queued attempts overdue for sending, with whether a send job (pending or given up) names them;
 # send jobs carry ``attempt_ids`` (batches) or, from before batching, ``attempt_id``
@@ -309,9 +347,10 @@ async def sweep(session: AsyncSession) -> None:
 async def sweep_attempts(session: AsyncSession, now: datetime) -> dict[str, int]:
     """Attempts no job will move on their own: a queued attempt without a pending send job is
     queued again (or failed, when its job gave up); a ``sending`` one whose job is long gone
-    becomes ``unknown``; ``unknown`` ones no webhook resolved in a day are flagged; a WhatsApp
-    message sent but not delivered within the tenant's time gets the step's fallback."""
-    counts = {"requeued": 0, "failed": 0, "unknown": 0, "unresolved": 0, "fallbacks": 0}
+    becomes ``unknown``; an ``unknown`` one the provider never received is queued again
+    (``_UNREACHED``), and one no webhook resolved in a day is flagged; a WhatsApp message sent but
+    not delivered within the tenant's time gets the step's fallback."""
+    counts = {"requeued": 0, "failed": 0, "unknown": 0, "resent": 0, "unresolved": 0}
     rows = await session.execute(_ORPHANS, {"stuck": now - STUCK_QUEUED, "batch": SWEEP_BATCH})
     for row in rows.all():
         if row.job_pending:
@@ -336,6 +375,7 @@ async def sweep_attempts(session: AsyncSession, now: datetime) -> dict[str, int]
         attempt.state = next_state(attempt.state, S.UNKNOWN)
         attempt.reason = "outcome_lost"
         counts["unknown"] += 1
+    counts["resent"] = await _resend_unreached(session, now)
     unresolved = await session.execute(
         update(ContactAttempt)
         .where(
@@ -351,6 +391,43 @@ async def sweep_attempts(session: AsyncSession, now: datetime) -> dict[str, int]
     if any(counts.values()):
         log.info("collections.swept", **counts)
     return counts
+
+
+async def _resend_unreached(session: AsyncSession, now: datetime) -> int:
+    """Queue again the ``unknown`` attempts the provider never received (``_UNREACHED``),
+    each with the evidence in its decisions and the audit trail."""
+    rows = (
+        await session.execute(
+            _UNREACHED,
+            {"before": now - UNREACHED_AFTER, "since": now - UNRESOLVED, "batch": SWEEP_BATCH},
+        )
+    ).all()
+    resent: list[ContactAttempt] = []
+    for row in rows:
+        attempt = await session.get(ContactAttempt, row.id, with_for_update=True)
+        if attempt is None or attempt.state != S.UNKNOWN or attempt.provider_message_id:
+            continue  # a status came meanwhile
+        evidence = {"later_delivered": str(row.evidence_id), "lost_as": attempt.reason}
+        attempt.state = next_state(attempt.state, S.QUEUED)
+        attempt.reason = "unreached"
+        attempt.decisions = [*attempt.decisions, {"rule": "unreached", **evidence}]
+        await sending.enqueue_send(session, attempt)
+        resent.append(attempt)
+        log.warning("collections.unreached_resent", attempt_id=str(attempt.id))
+    await record_many(
+        session,
+        SWEEPER,
+        [
+            (
+                "attempt.unreached",
+                a.tenant_id,
+                ("contact_attempt", a.id),
+                {"customer_id": str(a.customer_id), "channel": a.channel, **a.decisions[-1]},
+            )
+            for a in resent
+        ],
+    )
+    return len(resent)
 
 
 _UNDELIVERED = text(

@@ -51,7 +51,7 @@ def test_our_own_steps_follow_the_table_exhaustively() -> None:
         (S.QUEUED, S.SENDING), (S.QUEUED, S.CANCELLED), (S.QUEUED, S.SKIPPED),
         (S.QUEUED, S.FAILED),
         (S.SENDING, S.SENT), (S.SENDING, S.FAILED), (S.SENDING, S.UNKNOWN),
-        (S.SENDING, S.QUEUED),
+        (S.SENDING, S.QUEUED), (S.UNKNOWN, S.QUEUED),
     }  # fmt: skip
     for current, to in itertools.product(S, S):
         if (current, to) in allowed:

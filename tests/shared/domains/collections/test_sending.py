@@ -380,6 +380,131 @@ async def test_the_sweeper_marks_a_send_whose_worker_died_unknown(
     assert await _sent_at_sandbox(sandbox) == []  # and nothing was sent again
 
 
+async def _lost_before_leaving(
+    shop: Shop, session: AsyncSession, sandbox: httpx.AsyncClient
+) -> tuple[ContactAttempt, ContactAttempt]:
+    """Maria's reminder was marked ``sending`` by a worker killed before its request left (now
+    ``unknown``, never received); Joana's left a minute later and was delivered."""
+    _, lost = await _planned(shop, TODAY + timedelta(days=3))
+    joana = await shop.customer(phone="+5511987650002")
+    await shop.installment(joana, TODAY + timedelta(days=3))
+    await plan_tenant(session, shop.tenant_id, NOW)
+    (later,) = [a for a in await shop.attempts(joana) if a.state == "queued"]
+    await sending.send_attempt(session, later.id, now=NOW)
+    channel_id = later.channel_id
+    await session.execute(
+        update(ContactAttempt)
+        .where(ContactAttempt.id == lost.id)
+        .values(state="unknown", reason="outcome_lost", sending_at=NOW, channel_id=channel_id)
+    )
+    await session.execute(
+        update(ContactAttempt)
+        .where(ContactAttempt.id == later.id)
+        .values(state="delivered", sending_at=NOW + timedelta(minutes=1), delivered_at=NOW)
+    )
+    await session.refresh(lost)
+    return lost, later
+
+
+async def test_an_unknown_message_the_provider_never_received_is_sent_again_once(
+    shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    lost, later = await _lost_before_leaving(shop, session, sandbox)
+    jobs = len(await _send_jobs(session, lost))
+
+    too_soon = await sweep_attempts(session, NOW + timedelta(minutes=20))
+    counts = await sweep_attempts(session, NOW + timedelta(minutes=31))
+    again = await sweep_attempts(session, NOW + timedelta(minutes=45))
+
+    assert (too_soon["resent"], counts["resent"], again["resent"]) == (0, 1, 0)
+    await session.refresh(lost)
+    assert (lost.state, lost.reason) == ("queued", "unreached")
+    assert lost.decisions[-1] == {
+        "rule": "unreached",
+        "later_delivered": str(later.id),
+        "lost_as": "outcome_lost",
+    }
+    assert len(await _send_jobs(session, lost)) == jobs + 1
+    assert await sending.send_attempt(session, lost.id, now=NOW) == "sent"
+    sent = Counter(m["biz_opaque_callback_data"] for m in await _sent_at_sandbox(sandbox))
+    assert sent[sending.callback_data(lost.id)] == 1 and sent[sending.callback_data(later.id)] == 1
+    trail = await session.scalars(
+        select(AuditEvent.action)
+        .where(AuditEvent.subject_id == str(lost.id))
+        .order_by(AuditEvent.id)
+    )
+    assert list(trail) == ["attempt.unreached", "attempt.sent"]
+
+
+async def test_a_message_presumed_lost_that_arrives_after_all_is_noted_not_taken_for_the_resend(
+    shop: Shop,
+    sandbox: httpx.AsyncClient,
+    session: AsyncSession,
+    run_jobs: Callable[[], Awaitable[list[Any]]],
+) -> None:
+    lost, _ = await _lost_before_leaving(shop, session, sandbox)
+    await sweep_attempts(session, NOW + timedelta(minutes=31))
+    await sending.send_attempt(session, lost.id, now=NOW)
+    await session.refresh(lost)
+    resent_id = lost.provider_message_id
+    # the provider had the first one after all: its statuses come with the same attempt id
+    status = {
+        "id": "wamid.presumed-lost",
+        "status": "delivered",
+        "timestamp": str(int(NOW.timestamp())),
+        "recipient_id": MARIA.lstrip("+"),
+        "biz_opaque_callback_data": sending.callback_data(lost.id),
+    }
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": WABA_ID,
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {"metadata": {"phone_number_id": PHONE_ID}, "statuses": [status]},
+                    }
+                ],
+            }
+        ],
+    }
+    events = [
+        journal.EventIn(e.key, e.kind, e.payload, e.occurred_at, shop.tenant_id, lost.channel_id)
+        for e in split(payload)
+    ]
+    await journal.journal(
+        session, provider="whatsapp", body=b"{}", content_type=None, events=events
+    )
+    await run_jobs()
+
+    await session.refresh(lost)
+    assert (lost.state, lost.provider_message_id) == ("sent", resent_id)
+    assert lost.decisions[-1] == {
+        "rule": "second_message",
+        "provider_message_id": "wamid.presumed-lost",
+    }
+
+
+async def test_without_proof_that_statuses_flow_an_unknown_message_is_never_sent_again(
+    shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    lost, later = await _lost_before_leaving(shop, session, sandbox)
+    # the later message was sent but no status came for it either: the webhooks may be late
+    await session.execute(
+        update(ContactAttempt)
+        .where(ContactAttempt.id == later.id)
+        .values(state="sent", delivered_at=None)
+    )
+
+    counts = await sweep_attempts(session, NOW + timedelta(hours=2))
+
+    assert counts["resent"] == 0
+    await session.refresh(lost)
+    assert lost.state == "unknown"
+    assert len(await _sent_at_sandbox(sandbox)) == 1  # Joana's only
+
+
 async def test_a_whatsapp_message_not_delivered_in_time_gets_the_sms(
     shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
 ) -> None:
