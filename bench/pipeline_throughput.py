@@ -11,9 +11,13 @@ The tick plans every tenant as the ``collections.plan`` job does; the clock runs
 database shows every queued attempt ``sent`` — or until a deadline that keeps the bench near
 five minutes, and then the rate reached so far is reported with the time all would take.
 
-Nothing is frozen: the messages go out now, so every debtor lives where the contact window
-(08:00-20:00 on weekdays, 08:00-14:00 on Saturdays, local time) is open at bench time.  When it
-is open nowhere in Brazil the bench says so and measures nothing.
+Every debtor lives where the contact window (08:00-20:00 on weekdays, 08:00-14:00 on
+Saturdays, local time) is open at the run's instant.  That is now, when the window is open
+somewhere in Brazil; when it is open nowhere (nights, Sundays) the run's clock is fixed at the
+latest past weekday noon in São Paulo (15:00 UTC) that is no holiday — ``QUITA_FIXED_NOW`` in
+the relay and the worker (they run with ``QUITA_ENV=test``), the tick planned at that instant.
+Only the contact-window decisions read that clock: the rate buckets, timeouts and outbox
+release run on real time, so the figures mean the same either way.
 
 The ceiling is a bare Dramatiq actor, run by the same worker settings, that only POSTs the same
 template payloads (those the engine sent, spread over the 20 numbers in turn) to the same
@@ -34,6 +38,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -189,6 +194,19 @@ def open_states(now: datetime) -> list[str]:
         if window.allows(now, place) and window.allows(now + WINDOW_MARGIN, place):
             found.append(uf)
     return found
+
+
+def run_instant(now: datetime) -> tuple[datetime, list[str]]:
+    """The run's instant and the UFs open then: ``now`` when the window is open somewhere, else
+    the latest past weekday at 15:00 UTC when it is open (see the module's docstring)."""
+    if states := open_states(now):
+        return now, states
+    day = now.date()
+    for back in range(1, 15):
+        instant = datetime.combine(day - timedelta(days=back), dtime(15, 0), UTC)
+        if states := open_states(instant):
+            return instant, states
+    return now, []
 
 
 # --- setup ------------------------------------------------------------------------------------
@@ -348,11 +366,14 @@ async def _states(engine: Any, day: date) -> Counter[str]:
     return found
 
 
-async def _engine_run(settings: Settings, tenants: list[uuid.UUID], today: date) -> dict[str, Any]:
-    """The tick, then poll until every queued attempt is sent (or the deadline passes)."""
+async def _engine_run(
+    settings: Settings, tenants: list[uuid.UUID], today: date, fixed: datetime | None
+) -> dict[str, Any]:
+    """The tick (at ``fixed``, else now), then poll until every queued attempt is sent (or the
+    deadline passes)."""
     engine = create_engine(settings, process="bench")
     try:
-        now = datetime.now(UTC)
+        now = fixed or datetime.now(UTC)
         started = time.perf_counter()
         plan_s, results = await plan_all(engine, tenants, now, CONCURRENCY)
         queued = sum(r.planned for r in results)
@@ -496,22 +517,22 @@ def run(*, audit: bool = True) -> list[str]:
     """The pipeline as deployed; ``audit=False`` writes no audit events (issue #7: audit may
     cost the pipeline at most 10 %; run both and compare the engine's msg/s)."""
     now = datetime.now(UTC)
-    states = open_states(now)
+    instant, states = run_instant(now)
     if not states:
         return [
-            f"pipeline: not run — at {now:%H:%M} UTC the contact window (weekdays 08:00-20:00,"
-            " Saturday 08:00-14:00, local time) is closed everywhere in Brazil.  The bench sends"
-            " for real, so it must run while the window is open somewhere between"
-            " America/Rio_Branco and America/Noronha."
+            f"pipeline: not run — no weekday in the last two weeks had the window open at {now}"
         ]
     settings = bench_settings("pipeline")
     settings = settings.model_copy(
         update={"redis_url": redis_url_with_db(settings.redis_url, REDIS_DB)}
     )
     port = free_port()
-    procs = Processes(_env(settings, port, audit=audit))
+    env = _env(settings, port, audit=audit)
+    if instant != now:
+        env["QUITA_FIXED_NOW"] = instant.isoformat()
+    procs = Processes(env)
     try:
-        return asyncio.run(_main(settings, states, procs, port, audit=audit))
+        return asyncio.run(_main(settings, states, instant, procs, port, audit=audit))
     finally:
         procs.stop_all()
         asyncio.run(flush_redis(settings))
@@ -519,7 +540,13 @@ def run(*, audit: bool = True) -> list[str]:
 
 
 async def _main(
-    settings: Settings, states: list[str], procs: Processes, port: int, *, audit: bool = True
+    settings: Settings,
+    states: list[str],
+    instant: datetime,
+    procs: Processes,
+    port: int,
+    *,
+    audit: bool = True,
 ) -> list[str]:
     base = f"http://127.0.0.1:{port}"
     await flush_redis(settings)
@@ -548,7 +575,8 @@ async def _main(
 
     await wait_for(sandbox_up, "the sandbox", 30)
     await _register_numbers(base)
-    today = datetime.now(UTC).astimezone(ZONE).date()
+    fixed = abs(instant - datetime.now(UTC)) > timedelta(minutes=5)
+    today = instant.astimezone(ZONE).date()
     retailers = await create_retailers(
         settings, TENANTS, phone_number_id=phone_number_id, waba_id=waba_id
     )
@@ -557,7 +585,9 @@ async def _main(
     procs.start([quita, "relay"])
     worker = procs.start([quita, "worker"])
     await _ping_worker(settings)
-    engine = await _engine_run(settings, [r.id for r in retailers], today)
+    engine = await _engine_run(
+        settings, [r.id for r in retailers], today, instant if fixed else None
+    )
     engine_answers = await _answers(base)
     procs.stop(worker)
     items = await _sent_payloads(base)
@@ -577,7 +607,7 @@ async def _main(
     )
     ceiling = await _ceiling_run(settings, base, items)
     procs.stop(ceiling_worker)
-    return _report(states, engine, engine_answers, ceiling, audit=audit)
+    return _report(states, engine, engine_answers, ceiling, instant if fixed else None, audit=audit)
 
 
 def _report(
@@ -585,6 +615,7 @@ def _report(
     engine: dict[str, Any],
     engine_answers: Counter[str],
     ceiling: dict[str, Any],
+    fixed: datetime | None,
     *,
     audit: bool = True,
 ) -> list[str]:
@@ -597,7 +628,8 @@ def _report(
     finished = engine["sent"] >= engine["queued"]
     pending = {k: v for k, v in engine["states"].items() if k not in ("sent", "skipped")}
     lines = [
-        f"  debtors in {', '.join(states)} (the contact window is open there now)",
+        f"  debtors in {', '.join(states)} (the contact window is open there "
+        + (f"at the run's fixed clock, {fixed:%a %Y-%m-%d %H:%M} UTC)" if fixed else "now)"),
         ratio_line(
             f"pipeline{'' if audit else ' without audit'}, tick to sent ({TENANTS} numbers)",
             rate,

@@ -611,7 +611,9 @@ async def _deliver_all(session: AsyncSession, ready: list[Prepared]) -> None:
     results = await asyncio.gather(*(task for _, task in calls), return_exceptions=True)
     await _record(session, [p for p, _ in calls], results)
     for delay_s, waiting in deferred.items():
-        await _defer(session, waiting, clock.now() + timedelta(seconds=delay_s))
+        # a wait for room in the rate bucket is a real duration (the clock may be fixed in
+        # tests and benches; the outbox releases jobs by the database's time)
+        await _defer(session, waiting, datetime.now(UTC) + timedelta(seconds=delay_s))
 
 
 async def _book(
@@ -756,7 +758,7 @@ async def _failed(
         )
     if advice.retry and advice.delay_s is not None:
         _move(attempt, S.QUEUED, str(exc.error_class))
-        attempt.planned_for = clock.now() + timedelta(seconds=advice.delay_s)
+        attempt.planned_for = datetime.now(UTC) + timedelta(seconds=advice.delay_s)  # real time
         return attempt.planned_for
     _move(attempt, S.FAILED, str(exc.error_class))
     if advice.fallback:
