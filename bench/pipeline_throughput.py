@@ -204,7 +204,7 @@ def run_instant(now: datetime) -> tuple[datetime, list[str]]:
     day = now.date()
     for back in range(1, 15):
         instant = datetime.combine(day - timedelta(days=back), dtime(15, 0), UTC)
-        if states := open_states(instant):
+        if instant.weekday() < 5 and (states := open_states(instant)):
             return instant, states
     return now, []
 

@@ -15,8 +15,10 @@ and Pix key — and then, for each attempt:
    recipient's pair limit), waits for it, and only then marks the attempt ``sending`` and
    **commits** — from here on a crash cannot lead to a blind resend: a job that finds its
    attempt ``sending`` marks it ``unknown``, and the provider's status webhook (which carries
-   our attempt id) settles it.  Marking each attempt just before its own call keeps that
-   window to one round trip, however large the batch;
+   our attempt id) settles it.  Messages are marked a small group at a time (those whose
+   slots fall within ``MARK_SPAN_S``), which keeps that window a fraction of a second however
+   large the batch (and a message a crash left unsent is sent again once the provider's
+   silence proves it: the sweeper);
 4. calls the provider (the batch's calls run concurrently) and records the outcomes: ``sent``
    with the provider's id; a retry (back to ``queued``, in a new job) only for errors that
    prove nothing was sent; ``unknown`` when it may have been; ``failed`` otherwise, with the
@@ -36,7 +38,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import select, text, update
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import clock
@@ -559,21 +563,27 @@ async def queue_fallback(session: AsyncSession, attempt: ContactAttempt) -> Cont
 _MARK_SENDING = text(
     """UPDATE contact_attempts
           SET state = :sending, sending_at = now(), tries = tries + 1, updated_at = now()
-        WHERE id = :id AND state = :queued"""
-)
+        WHERE id = ANY(:ids) AND state = :queued
+    RETURNING id"""
+).bindparams(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))))
+# messages whose slots fall this close to the first of a group are marked ``sending`` with it,
+# in one transaction: a crash between that commit and their calls can leave at most this much
+# of a number's sends ``unknown`` (the sweeper sends them again once the provider's silence
+# shows it never had them), and a busy number pays one commit per group, not per message
+MARK_SPAN_S = 0.25
 
 
 _Due = tuple[float, int, Prepared]  # (loop time of the slot, order, message)
 
 
 async def _deliver_all(session: AsyncSession, ready: list[Prepared]) -> None:
-    """Book the batch's slots in its number's bucket; at each message's slot mark it
-    ``sending`` (committed) and call the provider — the calls overlap — then record every
-    outcome in one transaction.
+    """Book the batch's slots in its number's bucket; mark the messages ``sending`` (committed)
+    a group at a time — those whose slots fall within ``MARK_SPAN_S`` — and call the provider
+    at each one's slot — the calls overlap — then record every outcome in one transaction.
 
-    A message that reaches its slot more than ``LATE_S`` late (a busy event loop) is not sent
-    late: the rest are booked again, since sending them at once would bunch them with the next
-    batch's slots into more than the number's rate in one second."""
+    A message that reaches its slot more than ``LATE_S`` late (a busy event loop, a slow
+    commit) is not sent late: the rest are booked again, since sending them at once would bunch
+    them with the next batch's slots into more than the number's rate in one second."""
     loop = asyncio.get_running_loop()
     deferred: dict[float, list[Prepared]] = defaultdict(list)
     due: list[_Due] = [
@@ -582,6 +592,7 @@ async def _deliver_all(session: AsyncSession, ready: list[Prepared]) -> None:
     due += await _book([p for p in ready if p.channel.kind == "whatsapp"], len(ready), deferred)
     due.sort(key=lambda d: (d[0], d[1]))
     calls: list[tuple[Prepared, asyncio.Task[senders.Sent]]] = []
+    marked: set[uuid.UUID] = set()
     rebooked = 0
     while due:
         at, order, prepared = due[0]
@@ -593,20 +604,22 @@ async def _deliver_all(session: AsyncSession, ready: list[Prepared]) -> None:
             due += await _book([p for _, _, p in rest], order, deferred)
             due.sort(key=lambda d: (d[0], d[1]))
             continue
-        due.pop(0)
         if (wait := at - loop.time()) > 0:
             await asyncio.sleep(wait)
-        marked = await session.execute(
-            _MARK_SENDING,
-            {
-                "id": prepared.attempt.id,
-                "sending": next_state(S.QUEUED, S.SENDING),
-                "queued": S.QUEUED,
-            },
-        )
-        await session.commit()  # the point of no blind return: see the module's docstring
-        if not marked.rowcount:  # type: ignore[attr-defined]
-            continue  # cancelled (a payment, an opt-out) since it was prepared
+        if prepared.attempt.id not in marked:
+            group = [p.attempt.id for slot, _, p in due if slot - at <= MARK_SPAN_S]
+            group = [i for i in group if i not in marked]
+            got = await session.execute(
+                _MARK_SENDING,
+                {"ids": group, "sending": next_state(S.QUEUED, S.SENDING), "queued": S.QUEUED},
+            )
+            marked.update(got.scalars())
+            await session.commit()  # the point of no blind return: see the module's docstring
+            # cancelled (a payment, an opt-out) since they were prepared: not sent
+            gone = set(group) - marked
+            due = [d for d in due if d[2].attempt.id not in gone]
+            continue  # its slot is checked again: the commit took time
+        due.pop(0)
         calls.append((prepared, asyncio.create_task(prepared.deliver())))
     results = await asyncio.gather(*(task for _, task in calls), return_exceptions=True)
     await _record(session, [p for p, _ in calls], results)
@@ -648,11 +661,18 @@ async def _book(
 
 
 async def _defer(session: AsyncSession, waiting: list[Prepared], at: datetime) -> None:
-    """Messages the bucket had no room for: still ``queued``, in a job at ``at``."""
+    """Messages the bucket had no room for: ``queued`` (again, for those marked ``sending``
+    with their group and never called), in a job at ``at``."""
     attempts = [p.attempt for p in waiting]
+    ids = [a.id for a in attempts]
     await session.execute(
         update(ContactAttempt)
-        .where(ContactAttempt.id.in_([a.id for a in attempts]), ContactAttempt.state == S.QUEUED)
+        .where(ContactAttempt.id.in_(ids), ContactAttempt.state == S.SENDING)
+        .values(state=next_state(S.SENDING, S.QUEUED), tries=ContactAttempt.tries - 1)
+    )
+    await session.execute(
+        update(ContactAttempt)
+        .where(ContactAttempt.id.in_(ids), ContactAttempt.state == S.QUEUED)
         .values(planned_for=at)
     )
     await enqueue_sends(session, attempts[0].tenant_id, [a.id for a in attempts], at)
