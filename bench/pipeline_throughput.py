@@ -383,7 +383,7 @@ async def _engine_run(
             states = await _states(engine, today)
             if states["sent"] >= queued:
                 break
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(1.0)
         elapsed = time.perf_counter() - started
         async with create_sessionmaker(engine)() as session:
             await use_scope(session, SYSTEM)
@@ -487,7 +487,7 @@ async def _ceiling_run(
             answers = await _answers(base) - before
             if sum(answers.values()) >= len(items):
                 break
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(1.0)
         elapsed = time.perf_counter() - started
     finally:
         await client.aclose()
