@@ -235,6 +235,15 @@ def _pay_today(principal: Decimal, fees: Decimal, limits: Limits, today: date) -
         f"{_under(limits, 'max_discount_principal_percent')}",
     ]
     negotiated = principal + fees - discount_fees - discount_principal
+    if negotiated < CENT:
+        # a policy that forgives everything still makes an offer of something to pay (a debt
+        # forgiven in full is a write-off, not an agreement): the principal's discount, then
+        # the fees', gives back the last centavo
+        back = min(CENT - negotiated, discount_principal)
+        discount_principal -= back
+        discount_fees -= CENT - negotiated - back
+        negotiated = CENT
+        explain.append("one centavo left to pay: an offer always asks for something")
     return Option(
         id="pay_today",
         kind="pay_today",
