@@ -144,7 +144,7 @@ async def create_retailers(
                 text(
                     """SELECT s.tenant_id, s.offset_days, s.id, s.cadence_id
                        FROM cadence_steps s JOIN cadences k ON k.id = s.cadence_id
-                       WHERE k.is_default"""
+                       WHERE k.is_default AND k.kind = 'regua'"""
                 )
             )
             steps: dict[uuid.UUID, dict[int, uuid.UUID]] = {}
@@ -377,11 +377,11 @@ _CEILING = """
     JOIN cadence_steps s ON s.cadence_id = COALESCE(
         c.cadence_id,
         (SELECT k.id FROM cadences k
-          WHERE k.tenant_id = t.id AND k.active AND NOT k.is_default
+          WHERE k.tenant_id = t.id AND k.kind = 'regua' AND k.active AND NOT k.is_default
             AND k.tags_any && c.tags
           ORDER BY k.priority, k.name LIMIT 1),
         (SELECT k.id FROM cadences k
-          WHERE k.tenant_id = t.id AND k.is_default AND k.active))
+          WHERE k.tenant_id = t.id AND k.kind = 'regua' AND k.is_default AND k.active))
     WHERE i.tenant_id = t.id
       AND i.status IN ('open', 'partially_paid')
       AND i.due_date BETWEEN :first_due AND :last_due

@@ -13,6 +13,7 @@ from shared.models.channel import Channel, ChannelKind, ChannelStatus
 from shared.models.collections import (
     AttemptState,
     Cadence,
+    CadenceKind,
     CadenceStep,
     Campaign,
     CollectionHold,
@@ -70,6 +71,7 @@ __all__ = [
     "AuditEvent",
     "AuditSeal",
     "Cadence",
+    "CadenceKind",
     "CadenceStep",
     "Campaign",
     "Channel",

@@ -44,11 +44,18 @@ class CollectionSettings(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 
+class CadenceKind(StrEnum):
+    REGUA = "regua"  # around the due dates of the retailer's installments
+    AGREEMENT = "agreement"  # around the due dates of an agreement's installments (gentler)
+
+
 class Cadence(UUIDPrimaryKey, Timestamps, Base):
     """A régua: the steps a tenant's customers go through around each due date.
 
-    The default cadence serves every customer; a segment cadence serves customers carrying any
-    of ``tags_any`` (the lowest ``priority`` first); a customer may be pinned to one cadence.
+    Each ``kind`` has its own default: ``regua`` for the retailer's installments, ``agreement``
+    for the installments of active agreements.  The default cadence of a kind serves every
+    customer; a segment cadence serves customers carrying any of ``tags_any`` (the lowest
+    ``priority`` first); a customer may be pinned to one ``regua`` cadence.
     """
 
     __tablename__ = "cadences"
@@ -57,6 +64,7 @@ class Cadence(UUIDPrimaryKey, Timestamps, Base):
         Index(
             "uq_cadences_default",
             "tenant_id",
+            "kind",
             unique=True,
             postgresql_where=text("is_default"),
         ),
@@ -64,6 +72,7 @@ class Cadence(UUIDPrimaryKey, Timestamps, Base):
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[CadenceKind] = mapped_column(String(16), server_default=CadenceKind.REGUA)
     is_default: Mapped[bool] = mapped_column(server_default="false")
     tags_any: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default="{}")
     priority: Mapped[int] = mapped_column(SmallInteger, server_default="100")
@@ -184,7 +193,8 @@ class ContactAttempt(UUIDPrimaryKey, Timestamps, Base):
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16), server_default="regua")  # regua|manual|campaign
+    # regua | manual | campaign | agreement (about an agreement's installments)
+    kind: Mapped[str] = mapped_column(String(16), server_default="regua")
     cadence_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("cadences.id", ondelete="SET NULL")
     )
@@ -231,12 +241,15 @@ class ContactAttempt(UUIDPrimaryKey, Timestamps, Base):
 
 
 class ContactAttemptItem(Base):
-    """An installment an attempt is about.  ``(installment_id, step_id)`` is unique: a step of
-    the régua fires once per installment, whatever re-runs, schedulers or catch-ups happen."""
+    """An installment an attempt is about: the retailer's (``installment_id``) or an
+    agreement's (``agreement_installment_id``), exactly one of them.  ``(installment_id,
+    step_id)`` and ``(agreement_installment_id, step_id)`` are unique: a step of a régua fires
+    once per installment, whatever re-runs, schedulers or catch-ups happen."""
 
     __tablename__ = "contact_attempt_items"
     __table_args__ = (
         UniqueConstraint("installment_id", "step_id"),
+        UniqueConstraint("agreement_installment_id", "step_id"),
         Index("ix_contact_attempt_items_attempt_id", "attempt_id"),
     )
 
@@ -244,8 +257,11 @@ class ContactAttemptItem(Base):
     attempt_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("contact_attempts.id", ondelete="CASCADE")
     )
-    installment_id: Mapped[uuid.UUID] = mapped_column(
+    installment_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("installments.id", ondelete="CASCADE")
+    )
+    agreement_installment_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("agreement_installments.id", ondelete="CASCADE")
     )
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     step_id: Mapped[uuid.UUID | None] = mapped_column(

@@ -214,13 +214,53 @@ async def test_operators_and_viewers_cannot_change_the_settings(
 # --- cadences -----------------------------------------------------------------------------------
 
 
-async def test_every_retailer_starts_with_the_default_regua(shop: Shop) -> None:
+async def test_every_retailer_starts_with_the_default_regua_and_agreement_regua(
+    shop: Shop,
+) -> None:
     r = await shop.call("GET", "/v1/cadences")
 
     assert r.status_code == 200
-    [default] = r.json()
-    assert default["is_default"] is True
+    default, agreements = r.json()
+    assert (default["kind"], default["is_default"]) == ("regua", True)
     assert [s["offset_days"] for s in default["steps"]] == [-3, 0, 1, 5, 15]
+    assert (agreements["kind"], agreements["is_default"]) == ("agreement", True)
+    assert [(s["offset_days"], s["variants"][0]["template"]) for s in agreements["steps"]] == [
+        (-2, "quita_acordo_lembrete_v1"),
+        (0, "quita_acordo_vence_hoje_v1"),
+        (3, "quita_acordo_atraso_v1"),
+    ]
+    only = await shop.call("GET", "/v1/cadences", kind="agreement")
+    assert only.json() == [agreements]
+
+
+async def test_an_agreement_regua_is_created_with_its_kind_which_cannot_change(
+    shop: Shop,
+) -> None:
+    step = {**SMS_STEP, "offset_days": -1, "variants": [{"template": "quita_acordo_lembrete_v1"}]}
+
+    created = await shop.cadence("Acordos VIP", step, kind="agreement", tags_any=["vip"])
+    changed = await shop.call(
+        "PUT",
+        f"/v1/cadences/{created.json()['id']}",
+        {"name": "Acordos VIP", "steps": [step], "kind": "regua"},
+    )
+    unknown = await shop.cadence("Outra", step, kind="acordo")
+
+    assert created.status_code == 201, created.text
+    assert (created.json()["kind"], created.json()["is_default"]) == ("agreement", False)
+    assert changed.status_code == 422
+    assert "kind" in _fields(changed)
+    assert unknown.status_code == 422
+
+
+async def test_a_customer_cannot_be_pinned_to_an_agreement_regua(shop: Shop) -> None:
+    await shop.customer("C-1")
+    (agreements,) = (await shop.call("GET", "/v1/cadences", kind="agreement")).json()
+
+    r = await shop.call("PUT", "/v1/customers/C-1/cadence", {"cadence_id": agreements["id"]})
+
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "cadence_id"
 
 
 async def test_a_segment_regua_is_created_and_read_back(shop: Shop, session: AsyncSession) -> None:
@@ -326,12 +366,11 @@ async def test_replacing_the_steps_keeps_the_rows_of_the_offsets_that_stay(
 
 
 async def test_the_default_regua_cannot_be_deleted(shop: Shop) -> None:
-    [default] = (await shop.call("GET", "/v1/cadences")).json()
+    for default in (await shop.call("GET", "/v1/cadences")).json():  # of each kind
+        r = await shop.call("DELETE", f"/v1/cadences/{default['id']}")
 
-    r = await shop.call("DELETE", f"/v1/cadences/{default['id']}")
-
-    assert r.status_code == 409
-    assert r.json()["code"] == "default_cadence"
+        assert r.status_code == 409
+        assert r.json()["code"] == "default_cadence"
 
 
 async def test_deleting_a_regua_returns_its_pinned_customers_to_the_default(

@@ -28,6 +28,9 @@ async def test_a_new_retailer_starts_with_friendly_default_templates(
         "atraso_d1",
         "atraso_d5",
         "lembrete_final_d15",
+        "acordo_lembrete",  # the agreement régua's
+        "acordo_vence_hoje",
+        "acordo_atraso",
     }
     for r in rows:
         text = " ".join(filter(None, [r["body"], r["subject"], r["header"]])).lower()

@@ -316,7 +316,9 @@ async def _portfolio_of(a: Party, ids: Identities) -> dict[str, str]:
 async def _collection_of(session: AsyncSession, a: Party, customer_id: uuid.UUID) -> dict[str, str]:
     """A's default régua, a hold on A's customer, a campaign and its message to it."""
     cadence = await session.scalar(
-        select(Cadence.id).where(Cadence.tenant_id == a.id, Cadence.is_default)
+        select(Cadence.id).where(
+            Cadence.tenant_id == a.id, Cadence.is_default, Cadence.kind == "regua"
+        )
     )
     hold = CollectionHold(tenant_id=a.id, customer_id=customer_id, kind="pause", reason="A")
     campaign = Campaign(

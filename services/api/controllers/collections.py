@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency
@@ -88,18 +88,33 @@ class CadenceController(Controller):
     path = "/v1/cadences"
     tags = ["collections"]
 
-    @get("/", summary="This retailer's réguas, the default first", guards=[SETTINGS_READ])
+    @get(
+        "/",
+        summary="This retailer's réguas, the default first",
+        description="The réguas of the installments (kind regua) first, then those of the "
+        "agreements (kind agreement); each kind's default first. kind filters.",
+        guards=[SETTINGS_READ],
+    )
     async def list_cadences(
-        self, request: Request[Any, Any, Any], db: NamedDependency[AsyncSession]
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        kind: Annotated[
+            Literal["regua", "agreement"] | None,
+            QueryParameter(description="Only the réguas of this kind"),
+        ] = None,
     ) -> list[schemas.CadenceOut]:
-        rows = await service.list_cadences(db, own_tenant(_me(request)))
+        rows = await service.list_cadences(db, own_tenant(_me(request)), kind)
         return await service.cadences_out(db, rows)
 
     @post(
         "/",
         summary="Create a segment régua",
         description="Customers carrying any of tags_any follow it (lowest priority first) unless "
-        "pinned to another. Every variant's template must exist for the step's channel and its "
+        "pinned to another. kind regua (the default) reminds the retailer's installments; kind "
+        "agreement reminds the installments of the customers' active agreements, its offsets "
+        "counted from each agreement installment's due date (only regua réguas can be pinned). "
+        "Every variant's template must exist for the step's channel and its "
         "fallback; WhatsApp templates must be APPROVED. Audited.",
         guards=[SETTINGS_WRITE],
         status_code=201,
@@ -128,7 +143,8 @@ class CadenceController(Controller):
         "/{cadence_id:uuid}",
         summary="Replace a régua: its name, segment, priority, state and all its steps",
         description="A step whose offset_days is kept stays the same step (its history and the "
-        "once-per-installment guarantee stay with it); steps left out are removed. Audited.",
+        "once-per-installment guarantee stay with it); steps left out are removed. The kind "
+        "cannot change (422). The default agreement régua is edited here too. Audited.",
         guards=[SETTINGS_WRITE],
     )
     async def update(
@@ -279,7 +295,9 @@ class AttemptController(Controller):
             list[str] | None, QueryParameter(name="state", description="Any of these")
         ] = None,
         reason: FromQuery[str | None] = None,
-        kind: Annotated[str | None, QueryParameter(description="regua, manual or campaign")] = None,
+        kind: Annotated[
+            str | None, QueryParameter(description="regua, manual, campaign or agreement")
+        ] = None,
         channel: FromQuery[str | None] = None,
         customer_ref: Annotated[str | None, QueryParameter(description=REF_DOC)] = None,
         offset_days: FromQuery[int | None] = None,

@@ -1,5 +1,5 @@
-"""The templates every new retailer starts with: one per moment of the default régua, on
-WhatsApp, SMS and e-mail.
+"""The templates every new retailer starts with: one per moment of the default régua and of the
+agreement régua, on WhatsApp, SMS and e-mail.
 
 Written for this product in the tone the collection guides recommend: friendly, concrete, no
 pressure, never the word "dívida" (we say "valor em aberto"), always a way to say "já paguei",
@@ -42,7 +42,7 @@ class DefaultTemplate:
     subject: str
 
 
-DEFAULTS: tuple[DefaultTemplate, ...] = (
+REGUA_DEFAULTS: tuple[DefaultTemplate, ...] = (
     DefaultTemplate(
         key="lembrete_d3",
         name="quita_lembrete_d3_v1",
@@ -173,3 +173,67 @@ DEFAULTS: tuple[DefaultTemplate, ...] = (
         subject="Vamos resolver juntos a parcela {{parcela}}?",
     ),
 )
+
+# The agreement's own régua (acordos): gentler, no fees (the agreement's terms are fixed), the
+# amount still due on that agreement installment and its Pix.  ``parcela`` reads "1 de 3" (or
+# "de entrada" for the down payment).
+AGREEMENT_DEFAULTS: tuple[DefaultTemplate, ...] = (
+    DefaultTemplate(
+        key="acordo_lembrete",
+        name="quita_acordo_lembrete_v1",
+        header="Lembrete do seu acordo",
+        body=(
+            "Olá, {{primeiro_nome}}! Aqui é da {{empresa}}.\n"
+            "Passando para lembrar que a parcela {{parcela}} do seu acordo, no valor de "
+            "{{valor_total}}, vence em {{vencimento}}.\n"
+            "Pix copia e cola: {{pix_copia_e_cola}}\n"
+            "Se já pagou, é só desconsiderar. Obrigado por manter o acordo em dia!\n"
+            f"{CREDITOR}"
+        ),
+        sms=(
+            "{{empresa}}: oi, {{primeiro_nome}}! A parcela {{parcela}} do seu acordo, de "
+            "{{valor_total}}, vence em {{vencimento}}. SAIR para parar."
+        ),
+        subject="A parcela {{parcela}} do seu acordo vence em {{vencimento}}",
+    ),
+    DefaultTemplate(
+        key="acordo_vence_hoje",
+        name="quita_acordo_vence_hoje_v1",
+        header="Seu acordo vence hoje",
+        body=(
+            "Olá, {{primeiro_nome}}! Aqui é da {{empresa}}.\n"
+            "Hoje, {{vencimento}}, vence a parcela {{parcela}} do seu acordo, no valor de "
+            "{{valor_total}}. Pelo Pix, o pagamento cai na hora.\n"
+            "Pix copia e cola: {{pix_copia_e_cola}}\n"
+            "Se já pagou, é só desconsiderar. Obrigado!\n"
+            f"{CREDITOR}"
+        ),
+        sms=(
+            "{{empresa}}: {{primeiro_nome}}, hoje vence a parcela {{parcela}} do seu acordo, de "
+            "{{valor_total}}. SAIR para parar."
+        ),
+        subject="A parcela {{parcela}} do seu acordo vence hoje",
+    ),
+    DefaultTemplate(
+        key="acordo_atraso",
+        name="quita_acordo_atraso_v1",
+        header="Parcela do acordo em aberto",
+        body=(
+            "Olá, {{primeiro_nome}}. Aqui é da {{empresa}}.\n"
+            "A parcela {{parcela}} do seu acordo, de {{valor_total}}, venceu em {{vencimento}} e "
+            "ainda aparece em aberto para nós. Pode ter sido só um esquecimento! Pagando, o seu "
+            "acordo continua valendo.\n"
+            "Pix copia e cola: {{pix_copia_e_cola}}\n"
+            "Se já pagou, toque em Já paguei. Se precisar de ajuda, toque em Falar com "
+            "atendente.\n"
+            f"{CREDITOR}"
+        ),
+        sms=(
+            "{{empresa}}: {{primeiro_nome}}, a parcela {{parcela}} do seu acordo ({{valor_total}}) "
+            "venceu em {{vencimento}}. Pague e mantenha o acordo. SAIR para parar."
+        ),
+        subject="A parcela {{parcela}} do seu acordo está em aberto",
+    ),
+)
+
+DEFAULTS: tuple[DefaultTemplate, ...] = REGUA_DEFAULTS + AGREEMENT_DEFAULTS

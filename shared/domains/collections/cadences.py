@@ -7,6 +7,10 @@ fifteen days — WhatsApp first, SMS when WhatsApp cannot deliver.  It fits the 
 of three messages: with a day-before reminder as well, the D+1 message — the one that matters
 most — would always be held back by the cap.  The day-before template exists for réguas that
 want it (with a weekly cap raised to match).
+
+The agreement régua is gentler: a reminder two days before each agreement installment falls due,
+one on the day and one three days after — the debtor already chose to pay, the messages help
+them keep the agreement (a break comes only after ``lifecycle.BREAK_AFTER_DAYS``).
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.domains.channels.defaults import DEFAULTS
 from shared.domains.collections.window import DEFAULT as LAWFUL
 from shared.domains.collections.window import ContactWindow
-from shared.models import Cadence, CadenceStep, CollectionSettings
+from shared.models import Cadence, CadenceKind, CadenceStep, CollectionSettings
 
 DEFAULT_NAME = "Régua padrão"
+AGREEMENT_NAME = "Régua de acordos"
 _BY_KEY = {d.key: d.name for d in DEFAULTS}
 # (offset from the due date, template key) — WhatsApp, falling back to SMS
 DEFAULT_STEPS: tuple[tuple[int, str], ...] = (
@@ -37,33 +42,48 @@ DEFAULT_STEPS: tuple[tuple[int, str], ...] = (
     (5, "atraso_d5"),
     (15, "lembrete_final_d15"),
 )
+AGREEMENT_STEPS: tuple[tuple[int, str], ...] = (
+    (-2, "acordo_lembrete"),
+    (0, "acordo_vence_hoje"),
+    (3, "acordo_atraso"),
+)
+_DEFAULTS = (
+    (CadenceKind.REGUA, DEFAULT_NAME, DEFAULT_STEPS),
+    (CadenceKind.AGREEMENT, AGREEMENT_NAME, AGREEMENT_STEPS),
+)
 
 
 async def ensure_defaults(session: AsyncSession, tenant_id: uuid.UUID) -> None:
-    """Governance settings and the default régua for a tenant that has none (idempotent)."""
+    """Governance settings and the default régua of each kind for a tenant that has none
+    (idempotent)."""
     await session.execute(
         insert(CollectionSettings)
         .values(tenant_id=tenant_id)
         .on_conflict_do_nothing(index_elements=["tenant_id"])
     )
-    found = await session.scalar(
-        select(Cadence.id).where(Cadence.tenant_id == tenant_id, Cadence.is_default)
-    )
-    if found is not None:
-        return
-    cadence = Cadence(id=uuid.uuid4(), tenant_id=tenant_id, name=DEFAULT_NAME, is_default=True)
-    session.add(cadence)
-    for offset, key in DEFAULT_STEPS:
-        session.add(
-            CadenceStep(
-                tenant_id=tenant_id,
-                cadence_id=cadence.id,
-                offset_days=offset,
-                channel="whatsapp",
-                fallback_channel="sms",
-                variants=[{"template": _BY_KEY[key], "weight": 1}],
-            )
+    have = set(
+        await session.scalars(
+            select(Cadence.kind).where(Cadence.tenant_id == tenant_id, Cadence.is_default)
         )
+    )
+    for kind, name, steps in _DEFAULTS:
+        if kind in have:
+            continue
+        cadence = Cadence(
+            id=uuid.uuid4(), tenant_id=tenant_id, name=name, kind=kind, is_default=True
+        )
+        session.add(cadence)
+        for offset, key in steps:
+            session.add(
+                CadenceStep(
+                    tenant_id=tenant_id,
+                    cadence_id=cadence.id,
+                    offset_days=offset,
+                    channel="whatsapp",
+                    fallback_channel="sms",
+                    variants=[{"template": _BY_KEY[key], "weight": 1}],
+                )
+            )
     await session.flush()
 
 

@@ -1,6 +1,7 @@
 """What a reminder says, computed at send time: the balances as of the debtor's today (interest
 accrues while a message waits for its window), itemized, summed over every installment the
-message covers, with the Pix code for the total and the creditor's identification.
+message covers, with the Pix code for the total and the creditor's identification.  A reminder
+of an agreement installment asks for what is still due on it, with its own Pix.
 
 Every value is formatted for a debtor in Brazil (``R$ 1.234,56``, ``dd/mm/aaaa``); the raw
 figures go into the attempt's ``amounts`` as the evidence of what was asked.
@@ -24,9 +25,17 @@ from shared.domains.money import rules
 from shared.domains.money.balance import balance_of
 from shared.domains.money.fees import Balance
 from shared.domains.money.pixcodes import txid_for
-from shared.models import Customer, FeeRuleVersion, Installment, PixSettings, Tenant
+from shared.models import (
+    AgreementInstallment,
+    Customer,
+    FeeRuleVersion,
+    Installment,
+    PixSettings,
+    Tenant,
+)
 
 ZERO = Decimal("0")
+NO_FEE = Decimal("0.00")  # what an agreement's reminder adds to its fixed amounts
 _PARTS = ("principal", "correction", "fine", "interest", "discount", "total")
 
 
@@ -72,14 +81,7 @@ async def compose(
         version = rules.in_force(versions, lead.due_date)
         discount_until = lead.due_date - timedelta(days=version.discount_days_before_due)
     pix = _pix(pix_settings, sums["total"], txid_for(txid_of))
-    first_name = customer.name.split()[0].title() if customer.name.strip() else ""
-    values = {
-        "primeiro_nome": first_name,
-        "nome": customer.name,
-        "empresa": tenant.name,
-        "razao_social": tenant.legal_name or tenant.name,
-        "cnpj_empresa": format_document(tenant.document) if tenant.document else "",
-        "endereco_empresa": _address(tenant),
+    values = _parties(tenant, customer) | {
         "parcela": label(lead),
         "contrato": lead.contract or "",
         "vencimento": format_date_br(lead.due_date),
@@ -106,6 +108,92 @@ async def compose(
         "pix_txid": txid_for(txid_of) if pix else None,
     }
     return Content(values, amounts, sums["total"], sums["discount"], pix)
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementItem:
+    """An agreement installment a reminder asks for, and how many installments its agreement
+    has after the down payment (for "parcela 2 de 3")."""
+
+    installment: AgreementInstallment
+    count: int
+
+    @property
+    def label(self) -> str:
+        number = self.installment.number
+        return "de entrada" if number == 0 else f"{number} de {self.count}"
+
+    @property
+    def due(self) -> Decimal:
+        return self.installment.amount - self.installment.amount_paid
+
+
+def compose_agreement(
+    tenant: Tenant,
+    customer: Customer,
+    items: Sequence[AgreementItem],
+    today: date,
+    *,
+    pix_settings: PixSettings | None,
+) -> Content:
+    """The values of a reminder about agreement installments on the debtor's ``today``: what is
+    still due on the first to fall due — the agreement's terms are fixed, so no fees, no
+    discount — and its Pix, whose txid names that agreement installment (as the agreement's own
+    Pix does).  Any others the message covers are listed in ``itens``."""
+    items = sorted(items, key=lambda i: (i.installment.due_date, i.installment.number))
+    lead = items[0]
+    inst, due = lead.installment, lead.due
+    txid = txid_for(inst.id)
+    pix = _pix(pix_settings, due, txid)
+    none = format_brl(NO_FEE)
+    values = _parties(tenant, customer) | {
+        "parcela": lead.label,
+        "contrato": "",
+        "vencimento": format_date_br(inst.due_date),
+        "dias_atraso": str(max((today - inst.due_date).days, 0)),
+        "valor_original": format_brl(inst.amount),
+        "multa": none,
+        "juros": none,
+        "correcao": none,
+        "desconto": none,
+        "data_desconto": "",
+        "valor_total": format_brl(due),
+        "itens": "; ".join(f"parcela {i.label} do acordo ({format_brl(i.due)})" for i in items),
+        "pix_copia_e_cola": pix or "",
+        "link_pagamento": "",
+    }
+    amounts = {
+        "as_of": today.isoformat(),
+        "agreement_installments": [
+            {
+                "id": str(i.installment.id),
+                "agreement_id": str(i.installment.agreement_id),
+                "label": i.label,
+                "due_date": i.installment.due_date.isoformat(),
+                "amount": str(i.installment.amount),
+                "amount_paid": str(i.installment.amount_paid),
+                "due": str(i.due),
+            }
+            for i in items
+        ],
+        "totals": {part: str(NO_FEE) for part in _PARTS}
+        | {"principal": str(due), "total": str(due)},
+        "pix_txid": txid if pix else None,
+    }
+    return Content(values, amounts, due, NO_FEE, pix)
+
+
+def _parties(tenant: Tenant, customer: Customer) -> dict[str, str]:
+    """Who writes and to whom: the debtor's names and the creditor's identification."""
+    first_name = customer.name.split()[0].title() if customer.name.strip() else ""
+    return {
+        "primeiro_nome": first_name,
+        "nome": customer.name,
+        "empresa": tenant.name,
+        "razao_social": tenant.legal_name or tenant.name,
+        "cnpj_empresa": format_document(tenant.document) if tenant.document else "",
+        "endereco_empresa": _address(tenant),
+    }
 
 
 def _pix(settings: PixSettings | None, total: Decimal, txid: str) -> str | None:

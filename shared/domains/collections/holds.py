@@ -19,6 +19,10 @@ from shared.domains.collections.service import OPERATOR_HOLDS, UNSENT, audit
 from shared.domains.portfolio.service import find_installment
 from shared.errors import Conflict, FieldError, NotFound, ValidationFailed
 from shared.models import (
+    Agreement,
+    AgreementInstallment,
+    AgreementInstallmentStatus,
+    AgreementStatus,
     AttemptState,
     CollectionHold,
     ContactAttempt,
@@ -153,6 +157,50 @@ async def cancel_pointless(
 
 
 _IN_COLLECTION = (InstallmentStatus.OPEN, InstallmentStatus.PARTIALLY_PAID)
+
+
+async def cancel_agreement_reminders(
+    session: AsyncSession, agreement_installment_ids: list[uuid.UUID], reason: str
+) -> int:
+    """Cancel the agreement reminders not sent yet about these agreement installments that
+    have nothing else left to ask for (paid, or their agreement ended); how many were
+    cancelled."""
+    attempts = list(
+        await session.scalars(
+            select(ContactAttempt)
+            .join(ContactAttemptItem, ContactAttemptItem.attempt_id == ContactAttempt.id)
+            .where(
+                ContactAttemptItem.agreement_installment_id.in_(agreement_installment_ids),
+                ContactAttempt.state.in_(UNSENT),
+            )
+            .with_for_update(of=ContactAttempt)
+        )
+    )
+    if not attempts:
+        return 0
+    still_asking = set(
+        await session.scalars(
+            select(ContactAttemptItem.attempt_id)
+            .join(
+                AgreementInstallment,
+                AgreementInstallment.id == ContactAttemptItem.agreement_installment_id,
+            )
+            .join(Agreement, Agreement.id == AgreementInstallment.agreement_id)
+            .where(
+                ContactAttemptItem.attempt_id.in_([a.id for a in attempts]),
+                AgreementInstallment.status != AgreementInstallmentStatus.PAID,
+                Agreement.status == AgreementStatus.ACTIVE,
+            )
+        )
+    )
+    cancelled = 0
+    for attempt in dict.fromkeys(attempts):
+        if attempt.id not in still_asking:
+            attempt.state = next_state(AttemptState(attempt.state), AttemptState.CANCELLED)
+            attempt.reason = reason
+            cancelled += 1
+    await session.flush()
+    return cancelled
 
 
 async def create_hold(

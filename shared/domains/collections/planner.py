@@ -17,6 +17,14 @@ finds it taken and does nothing; a re-run finds nothing left):
    frequency caps across every channel, and the contact window in the debtor's own time (a
    message planned outside it waits for the next allowed instant).  Payment status and
    prescription are checked again right before sending, with today's balance.
+
+The installments of active agreements follow the agreement régua (``cadences.kind =
+'agreement'``) the same way — steps counted from each agreement installment's due date, once
+per agreement installment and step, the same governance — as messages of their own (``kind =
+'agreement'``), never merged with the retailer's installments.  They are decided first: the
+debtor chose to pay the agreement, so under a cap its reminder is the one that goes.  Steps whose
+day is not after the agreement's acceptance are not planned (the acceptance was that day's
+contact, with its Pix).
 """
 
 from __future__ import annotations
@@ -37,10 +45,13 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.domains.collections import cadences
+from shared.domains.collections import agreement_reminders, cadences
+from shared.domains.collections.agreement_reminders import AGREEMENT_KIND
 from shared.domains.collections.window import ContactWindow, Place, place_of
 from shared.models import (
     AttemptState,
+    Cadence,
+    CadenceKind,
     CadenceStep,
     CollectionSettings,
     ContactAttempt,
@@ -58,7 +69,7 @@ SEND_BATCH_SIZE = 25  # attempts per send job: what they share is read once, the
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    installment_id: uuid.UUID
+    installment_id: uuid.UUID  # an agreement installment's, for the agreement régua
     customer_id: uuid.UUID
     due_date: date
     open_amount: Any
@@ -106,23 +117,25 @@ async def plan_tenant(session: AsyncSession, tenant_id: uuid.UUID, now: datetime
         return PlanResult()
     today = now.astimezone(ZoneInfo(tenant.time_zone)).date()
     result = PlanResult()
-    candidates = await _candidates(session, tenant_id, today)
-    if not candidates:
+    regua, owed = await _candidates(session, tenant_id, today, tenant.time_zone)
+    if not regua and not owed:
         return result
-    debtors = await _debtors(session, tenant_id, {c.customer_id for c in candidates}, today, now)
+    customers = {c.customer_id for c in regua} | {c.customer_id for c in owed}
+    debtors = await _debtors(session, tenant_id, customers, today, now)
     kinds = await _channel_kinds(session, tenant_id)
     paused = await _paused_kinds(session, tenant_id) - kinds
     if paused:
         # the retailer paused the channel: its messages wait (nothing is claimed) rather than
         # go out on another channel or be recorded as skipped
-        waiting = [c for c in candidates if c.step.channel in paused]
-        candidates = [c for c in candidates if c.step.channel not in paused]
-        if waiting:
-            result.skip("channel_paused", len(waiting))
-        if not candidates:
+        regua, owed = _unpaused(regua, paused, result), _unpaused(owed, paused, result)
+        if not regua and not owed:
             return result
     window = cadences.window_of(settings)
-    rows = _decide(candidates, debtors, kinds, settings, window, today, now, result)
+    rows = _decide(owed, debtors, kinds, settings, window, today, now, result)
+    for row in rows:
+        row.agreement, row.attempt["kind"] = True, AGREEMENT_KIND
+    _count_queued(rows, debtors)
+    rows += _decide(regua, debtors, kinds, settings, window, today, now, result)
     reach = await _whatsapp_reach(session, tenant_id, now)
     if reach is not None:
         _limit_reach(rows, debtors, kinds, reach, window, now, result)
@@ -136,6 +149,22 @@ async def plan_tenant(session: AsyncSession, tenant_id: uuid.UUID, now: datetime
     return result
 
 
+def _unpaused(candidates: list[Candidate], paused: set[str], result: PlanResult) -> list[Candidate]:
+    waiting = sum(c.step.channel in paused for c in candidates)
+    if waiting:
+        result.skip("channel_paused", waiting)
+    return [c for c in candidates if c.step.channel not in paused]
+
+
+def _count_queued(rows: list[Row], debtors: dict[uuid.UUID, Debtor]) -> None:
+    """The messages just decided count toward their debtors' caps for what is decided next."""
+    for row in rows:
+        if row.attempt.get("state") == AttemptState.QUEUED:
+            debtor = debtors[row.attempt["customer_id"]]
+            debtor.today_count += 1
+            debtor.week_count += 1
+
+
 # --- reading ----------------------------------------------------------------------------------
 
 # A customer's régua: its pin, else the first segment régua whose tags it carries, else the
@@ -143,10 +172,11 @@ async def plan_tenant(session: AsyncSession, tenant_id: uuid.UUID, now: datetime
 _CADENCE_OF = """COALESCE(
         c.cadence_id,
         (SELECT k.id FROM cadences k
-          WHERE k.tenant_id = :tenant AND k.active AND NOT k.is_default
+          WHERE k.tenant_id = :tenant AND k.kind = 'regua' AND k.active AND NOT k.is_default
             AND k.tags_any && c.tags
           ORDER BY k.priority, k.name LIMIT 1),
-        (SELECT k.id FROM cadences k WHERE k.tenant_id = :tenant AND k.is_default AND k.active))"""
+        (SELECT k.id FROM cadences k
+          WHERE k.tenant_id = :tenant AND k.kind = 'regua' AND k.is_default AND k.active))"""
 
 _CANDIDATES = text(
     """
@@ -168,32 +198,49 @@ _CANDIDATES = text(
 )
 
 
-async def _candidates(session: AsyncSession, tenant_id: uuid.UUID, today: date) -> list[Candidate]:
-    steps = {
-        s.id: s
-        for s in await session.scalars(
-            select(CadenceStep).where(CadenceStep.tenant_id == tenant_id)
-        )
-    }
-    if not steps:
-        return []
-    offsets = [s.offset_days for s in steps.values()]
+async def _candidates(
+    session: AsyncSession, tenant_id: uuid.UUID, today: date, time_zone: str
+) -> tuple[list[Candidate], list[Candidate]]:
+    """What is due today: ``(installments, agreement installments)`` with their steps."""
+    steps: dict[str, dict[uuid.UUID, CadenceStep]] = defaultdict(dict)
+    for step, kind in await session.execute(
+        select(CadenceStep, Cadence.kind)
+        .join(Cadence, Cadence.id == CadenceStep.cadence_id)
+        .where(CadenceStep.tenant_id == tenant_id)
+    ):
+        steps[kind][step.id] = step
     oldest = today - timedelta(days=LOOK_BACK_DAYS)
-    rows = await session.execute(
-        _CANDIDATES,
-        {
-            "tenant": tenant_id,
-            "today": today,
-            "oldest": oldest,
-            # only due dates some step can reach between ``oldest`` and today (index range)
-            "first_due": oldest - timedelta(days=max(offsets)),
-            "last_due": today - timedelta(days=min(offsets)),
-        },
-    )
-    return [
-        Candidate(r.installment_id, r.customer_id, r.due_date, r.open_amount, steps[r.step_id])
-        for r in rows
-    ]
+    regua: list[Candidate] = []
+    if of_regua := steps.get(CadenceKind.REGUA):
+        offsets = [s.offset_days for s in of_regua.values()]
+        rows = await session.execute(
+            _CANDIDATES,
+            {
+                "tenant": tenant_id,
+                "today": today,
+                "oldest": oldest,
+                # only due dates some step can reach between ``oldest`` and today (index range)
+                "first_due": oldest - timedelta(days=max(offsets)),
+                "last_due": today - timedelta(days=min(offsets)),
+            },
+        )
+        regua = [
+            Candidate(
+                r.installment_id, r.customer_id, r.due_date, r.open_amount, of_regua[r.step_id]
+            )
+            for r in rows
+        ]
+    owed: list[Candidate] = []
+    if of_agreements := steps.get(CadenceKind.AGREEMENT):
+        owed = [
+            Candidate(
+                r.installment_id, r.customer_id, r.due_date, r.open_amount, of_agreements[r.step_id]
+            )
+            for r in await agreement_reminders.due_steps(
+                session, tenant_id, today, oldest, time_zone
+            )
+        ]
+    return regua, owed
 
 
 _DEBTORS = text(
@@ -289,10 +336,12 @@ async def _paused_kinds(session: AsyncSession, tenant_id: uuid.UUID) -> set[str]
 
 @dataclass(slots=True)
 class Row:
-    """An attempt to write, with the installments (and their steps) it covers."""
+    """An attempt to write, with the installments (and their steps) it covers — agreement
+    installments when ``agreement``."""
 
     attempt: dict[str, Any]
     items: list[tuple[uuid.UUID, uuid.UUID | None]]
+    agreement: bool = False
 
 
 def _decide(
@@ -582,11 +631,14 @@ _INSERT_ATTEMPTS = text(
              AS v ({", ".join(c for c, _ in _ATTEMPT_COLUMNS)})"""
 ).bindparams(*(bindparam(c, type_=ARRAY(t)) for c, t in _ATTEMPT_COLUMNS))
 _INSERT_ITEMS = text(
-    """INSERT INTO contact_attempt_items (tenant_id, attempt_id, installment_id, step_id)
-       SELECT :tenant, a, i, s FROM unnest(:attempts, :installments, :steps) AS v (a, i, s)"""
+    """INSERT INTO contact_attempt_items
+           (tenant_id, attempt_id, installment_id, agreement_installment_id, step_id)
+       SELECT :tenant, a, i, g, s
+       FROM unnest(:attempts, :installments, :agreement_installments, :steps) AS v (a, i, g, s)"""
 ).bindparams(
     bindparam("attempts", type_=ARRAY(PG_UUID())),
     bindparam("installments", type_=ARRAY(PG_UUID())),
+    bindparam("agreement_installments", type_=ARRAY(PG_UUID())),
     bindparam("steps", type_=ARRAY(PG_UUID())),
 )
 
@@ -608,13 +660,21 @@ async def _write(session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[Row
             columns[c].append(value)
     await session.execute(_INSERT_ATTEMPTS, {"tenant": tenant_id, **columns})
     items = [
-        (row.attempt["id"], installment, step) for row in rows for installment, step in row.items
+        (row.attempt["id"], *((None, one) if row.agreement else (one, None)), step)
+        for row in rows
+        for one, step in row.items
     ]
     if items:
-        a_ids, i_ids, s_ids = (list(col) for col in zip(*items, strict=True))
+        a_ids, i_ids, g_ids, s_ids = (list(col) for col in zip(*items, strict=True))
         await session.execute(
             _INSERT_ITEMS,
-            {"tenant": tenant_id, "attempts": a_ids, "installments": i_ids, "steps": s_ids},
+            {
+                "tenant": tenant_id,
+                "attempts": a_ids,
+                "installments": i_ids,
+                "agreement_installments": g_ids,
+                "steps": s_ids,
+            },
         )
     # the queued attempts' send jobs, in the same transaction: those due at the same instant
     # share jobs of up to SEND_BATCH_SIZE (a send job reads what its attempts share once)

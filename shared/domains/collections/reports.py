@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select, text
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domains.collections import planner, schemas
@@ -21,6 +21,7 @@ from shared.domains.portfolio.scoping import as_uuid, visible_customers
 from shared.domains.portfolio.service import money
 from shared.errors import FieldError, NotFound, ValidationFailed
 from shared.models import (
+    AgreementInstallment,
     AttemptState,
     CollectionSettings,
     ContactAttempt,
@@ -81,18 +82,35 @@ async def attempt_detail(
 ) -> schemas.AttemptDetail:
     items = await session.execute(
         select(
-            ContactAttemptItem.installment_id, Installment.external_id, ContactAttemptItem.step_id
+            ContactAttemptItem.installment_id,
+            Installment.external_id,
+            ContactAttemptItem.step_id,
+            ContactAttemptItem.agreement_installment_id,
+            AgreementInstallment.number,
         )
-        .join(Installment, Installment.id == ContactAttemptItem.installment_id)
+        .outerjoin(Installment, Installment.id == ContactAttemptItem.installment_id)
+        .outerjoin(
+            AgreementInstallment,
+            AgreementInstallment.id == ContactAttemptItem.agreement_installment_id,
+        )
         .where(ContactAttemptItem.attempt_id == a.id)
-        .order_by(Installment.due_date, Installment.id)
+        .order_by(
+            func.coalesce(Installment.due_date, AgreementInstallment.due_date),
+            ContactAttemptItem.id,
+        )
     )
     return schemas.AttemptDetail(
         **_fields_of(a, external_id),
         fallback_of=a.fallback_of,
         items=[
-            schemas.AttemptItemOut(installment_id=i, installment_external_id=e, step_id=s)
-            for i, e, s in items
+            schemas.AttemptItemOut(
+                installment_id=i,
+                installment_external_id=e,
+                step_id=s,
+                agreement_installment_id=g,
+                agreement_installment_number=n,
+            )
+            for i, e, s, g, n in items
         ],
         decisions=list(a.decisions),
         amounts=a.amounts,

@@ -11,11 +11,20 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+CadenceKindField = Annotated[
+    Literal["regua", "agreement"],
+    msgspec.Meta(
+        description="What the régua reminds: 'regua' — the retailer's installments (around "
+        "their due dates); 'agreement' — the installments of active agreements (acordos), "
+        "which are never mixed with the others in one message. Set when the régua is created; "
+        "it cannot change afterwards."
+    ),
+]
 Hours = Annotated[list[str], msgspec.Meta(min_length=2, max_length=2)]
 
 
@@ -85,10 +94,12 @@ class StepIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class CadenceIn(msgspec.Struct, forbid_unknown_fields=True):
     """A régua.  ``steps`` is the whole list: steps left out are removed, a step whose
-    ``offset_days`` is kept stays the same step (its history stays attached)."""
+    ``offset_days`` is kept stays the same step (its history stays attached).  An
+    ``agreement`` régua's offsets count from each agreement installment's due date."""
 
     name: Annotated[str, msgspec.Meta(max_length=100)]
     steps: list[StepIn]
+    kind: CadenceKindField = "regua"
     tags_any: list[Tag] = msgspec.field(default_factory=list)
     priority: int = 100
     active: bool = True
@@ -114,6 +125,7 @@ class StepOut(msgspec.Struct):
 class CadenceOut(msgspec.Struct):
     id: uuid.UUID
     name: str
+    kind: Annotated[str, msgspec.Meta(description="regua or agreement (see CadenceIn.kind)")]
     is_default: bool
     tags_any: list[str]
     priority: int
@@ -189,10 +201,16 @@ class AttemptOut(msgspec.Struct):
     created_at: datetime
 
 
-class AttemptItemOut(msgspec.Struct):
-    installment_id: uuid.UUID
-    installment_external_id: str
+class AttemptItemOut(msgspec.Struct, omit_defaults=True):
+    """An installment the attempt is about: the retailer's (``installment_id`` and its external
+    id) or, for an agreement's reminder, an agreement installment (``agreement_installment_id``
+    and ``agreement_installment_number``, 0 the down payment; then the first two are null)."""
+
+    installment_id: uuid.UUID | None
+    installment_external_id: str | None
     step_id: uuid.UUID | None
+    agreement_installment_id: uuid.UUID | None = None
+    agreement_installment_number: int | None = None
 
 
 class AttemptDetail(AttemptOut):

@@ -6,7 +6,8 @@ reads what its attempts share once — the retailer, its settings, channels, tem
 and Pix key — and then, for each attempt:
 
 1. re-checks, right before sending, what may have changed since planning — paid or
-   renegotiated installments (nothing left: ``cancelled``), do-not-contact, opt-outs, holds,
+   renegotiated installments (nothing left: ``cancelled``; for an agreement's reminder, its
+   installment paid or the agreement ended), do-not-contact, opt-outs, holds,
    prescription (> 5 years), the phone's status, the contact window (outside it: a new job
    waits for the next allowed instant);
 2. computes the balances as of the debtor's today and renders the template; all of that is
@@ -46,9 +47,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared import clock
 from shared.domains.audit.service import Actor, record_many
 from shared.domains.channels import senders, templating
-from shared.domains.collections import cadences
+from shared.domains.collections import agreement_reminders, cadences
+from shared.domains.collections.agreement_reminders import AGREEMENT_KIND
 from shared.domains.collections.attempts import next_state
-from shared.domains.collections.content import Content, compose
+from shared.domains.collections.content import AgreementItem, Content, compose, compose_agreement
 from shared.domains.collections.planner import SEND_BATCH_SIZE, phone_block_reason
 from shared.domains.collections.window import place_of
 from shared.domains.inbound import sms as sms_webhooks
@@ -282,6 +284,10 @@ class _Shared:
     installments: dict[uuid.UUID, list[Installment]]  # open ones, by attempt
     holds: dict[uuid.UUID, list[tuple[uuid.UUID | None, str]]]  # by customer
     phones: dict[tuple[uuid.UUID, str], CustomerPhone] = field(default_factory=dict)
+    # agreement reminders: the open installments of active agreements, by attempt, and why an
+    # attempt has none left ("paid", "agreement_void" ...)
+    agreement_items: dict[uuid.UUID, list[AgreementItem]] = field(default_factory=dict)
+    agreement_gone: dict[uuid.UUID, str] = field(default_factory=dict)
 
     @classmethod
     async def load(
@@ -328,7 +334,12 @@ class _Shared:
                 select(CustomerPhone).where(CustomerPhone.customer_id.in_(customer_ids))
             )
         }
+        owed, gone = await agreement_reminders.still_owed(
+            session, [a.id for a in attempts if a.kind == AGREEMENT_KIND]
+        )
         return cls(
+            agreement_items=owed,
+            agreement_gone=gone,
             tenant=await session.get(Tenant, tenant_id),
             settings=await session.get(CollectionSettings, tenant_id),
             channels=channels,
@@ -395,8 +406,15 @@ async def _prepare(
     if customer is None or tenant is None:
         _move(attempt, S.CANCELLED, "customer_gone")
         return None
+    # an agreement's reminder asks for its open installments while the agreement is active;
+    # any other message for the retailer's installments still in collection
+    of_agreement = attempt.kind == AGREEMENT_KIND
+    owed = shared.agreement_items.get(attempt.id, [])
     installments = shared.installments.get(attempt.id, [])
-    if not installments:
+    if of_agreement and not owed:
+        _move(attempt, S.CANCELLED, shared.agreement_gone.get(attempt.id, "nothing_due"))
+        return None
+    if not of_agreement and not installments:
         _move(attempt, S.CANCELLED, "nothing_due")
         return None
     if customer.do_not_contact:
@@ -409,14 +427,14 @@ async def _prepare(
         return None
     held_items = {item for item, _ in holds if item is not None}
     installments = [i for i in installments if i.id not in held_items]
-    if not installments:
+    if not of_agreement and not installments:
         _move(attempt, S.SKIPPED, "hold_installment")
         return None
     place = place_of(customer.state, customer.city, attempt.recipient)
     today = now.astimezone(ZoneInfo(place.zones[0])).date()
     limit = _years_before(today, PRESCRIPTION_YEARS)
     live = [i for i in installments if i.due_date > limit]
-    if not live:
+    if not of_agreement and not live:
         _move(attempt, S.SKIPPED, "prescribed")
         return None
     if attempt.channel in customer.opted_out:
@@ -434,16 +452,19 @@ async def _prepare(
             # the retailer paused it: wait for the resume
             return Later(now + timedelta(seconds=PAUSED_WAIT_S), "channel paused")
         return await _fall_back_or(session, attempt, "no_channel")
-    content = await compose(
-        session,
-        tenant,
-        customer,
-        live,
-        today,
-        txid_of=live[0].id if len(live) == 1 else attempt.id,
-        versions=shared.versions,
-        pix_settings=shared.pix,
-    )
+    if of_agreement:
+        content = compose_agreement(tenant, customer, owed, today, pix_settings=shared.pix)
+    else:
+        content = await compose(
+            session,
+            tenant,
+            customer,
+            live,
+            today,
+            txid_of=live[0].id if len(live) == 1 else attempt.id,
+            versions=shared.versions,
+            pix_settings=shared.pix,
+        )
     template = _template(shared.templates.get(attempt.channel, []), attempt, content)
     if template is not None and template.status == TemplateStatus.PENDING:
         # under the provider's review (minutes, at most a day): wait for the verdict
@@ -543,15 +564,21 @@ async def queue_fallback(session: AsyncSession, attempt: ContactAttempt) -> Cont
     )
     session.add(fallback)
     await session.flush()
-    items = await session.scalars(
-        select(ContactAttemptItem.installment_id).where(ContactAttemptItem.attempt_id == attempt.id)
+    items = await session.execute(
+        select(
+            ContactAttemptItem.installment_id, ContactAttemptItem.agreement_installment_id
+        ).where(ContactAttemptItem.attempt_id == attempt.id)
     )
     # the fallback covers the same installments without claiming the step a second time
     session.add_all(
         ContactAttemptItem(
-            attempt_id=fallback.id, installment_id=i, tenant_id=attempt.tenant_id, step_id=None
+            attempt_id=fallback.id,
+            installment_id=i,
+            agreement_installment_id=g,
+            tenant_id=attempt.tenant_id,
+            step_id=None,
         )
-        for i in items
+        for i, g in items
     )
     await session.flush()
     await enqueue_send(session, fallback)

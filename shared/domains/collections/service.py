@@ -30,6 +30,7 @@ from shared.errors import Conflict, FieldError, NotFound, ValidationFailed
 from shared.models import (
     AttemptState,
     Cadence,
+    CadenceKind,
     CadenceStep,
     CollectionSettings,
     Customer,
@@ -311,12 +312,22 @@ async def validate_cadence(
     return name, sorted(steps, key=lambda s: s.offset_days)
 
 
-async def list_cadences(session: AsyncSession, tenant_id: uuid.UUID) -> list[Cadence]:
+async def list_cadences(
+    session: AsyncSession, tenant_id: uuid.UUID, kind: str | None = None
+) -> list[Cadence]:
+    """The tenant's réguas (of ``kind``, or every kind: the installments' first), each kind's
+    default first."""
+    stmt = select(Cadence).where(Cadence.tenant_id == tenant_id)
+    if kind is not None:
+        stmt = stmt.where(Cadence.kind == kind)
     return list(
         await session.scalars(
-            select(Cadence)
-            .where(Cadence.tenant_id == tenant_id)
-            .order_by(Cadence.is_default.desc(), Cadence.priority, Cadence.name)
+            stmt.order_by(
+                Cadence.kind == CadenceKind.AGREEMENT,
+                Cadence.is_default.desc(),
+                Cadence.priority,
+                Cadence.name,
+            )
         )
     )
 
@@ -369,6 +380,7 @@ async def cadences_out(session: AsyncSession, rows: list[Cadence]) -> list[schem
         schemas.CadenceOut(
             id=c.id,
             name=c.name,
+            kind=c.kind,
             is_default=c.is_default,
             tags_any=list(c.tags_any),
             priority=c.priority,
@@ -402,6 +414,7 @@ async def create_cadence(
         id=uuid.uuid4(),
         tenant_id=tenant_id,
         name=name,
+        kind=CadenceKind(data.kind),
         tags_any=clean_tags(data.tags_any),
         priority=data.priority,
         active=data.active,
@@ -416,7 +429,7 @@ async def create_cadence(
         tenant_id,
         actor,
         ("cadence", cadence.id),
-        {"name": name, "offsets": [s.offset_days for s in steps]},
+        {"name": name, "kind": data.kind, "offsets": [s.offset_days for s in steps]},
     )
     await session.refresh(cadence)
     return cadence
@@ -456,6 +469,13 @@ async def _replace_steps(
 async def update_cadence(
     session: AsyncSession, cadence: Cadence, data: schemas.CadenceIn, actor: Actor
 ) -> Cadence:
+    if data.kind != cadence.kind:
+        raise ValidationFailed(
+            "The régua is not valid.",
+            errors=[
+                FieldError("kind", f"a régua's kind cannot change (this one is {cadence.kind})")
+            ],
+        )
     name, steps = await validate_cadence(session, cadence.tenant_id, data)
     values = {
         "name": name,
@@ -519,6 +539,16 @@ async def pin(
             raise ValidationFailed(
                 "The régua does not exist.",
                 errors=[FieldError("cadence_id", "no régua of this retailer", code="not_found")],
+            )
+        if cadence.kind != CadenceKind.REGUA:
+            raise ValidationFailed(
+                "Only a régua of the installments can be pinned.",
+                errors=[
+                    FieldError(
+                        "cadence_id",
+                        "an agreement régua follows the customer's agreements; it cannot be pinned",
+                    )
+                ],
             )
     if customer.cadence_id != cadence_id:
         before = customer.cadence_id

@@ -3,7 +3,8 @@ one (a Pix whose txid names it: the installment's id in base 36, as for original
 
 A payment is recorded once by its ``external_id`` (the Pix's endToEndId): a replay answers the
 payment already recorded.  The part beyond what the installment still owes is kept as
-``overpaid``.  When the last installment is paid the agreement is ``completed`` at once.
+``overpaid``.  A paid installment's reminders not sent yet are cancelled.  When the last
+installment is paid the agreement is ``completed`` at once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.brazil.pix import encode_static
 from shared.domains.audit.service import Actor, record
+from shared.domains.collections import holds
 from shared.domains.money.pixcodes import NothingToPay, id_for_txid, settings_of, txid_for
 from shared.domains.negotiation import agreement_schemas as schemas
 from shared.domains.negotiation import lifecycle
@@ -149,6 +151,8 @@ async def record_payment(
     elif inst.amount_paid > 0:
         inst.status = AgreementInstallmentStatus.PARTIALLY_PAID
     await session.flush()
+    if inst.status == AgreementInstallmentStatus.PAID:  # its reminders have nothing to ask
+        await holds.cancel_agreement_reminders(session, [inst.id], "paid")
     await record(
         session,
         "agreement.payment_recorded",

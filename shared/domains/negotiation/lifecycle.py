@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared import clock
 from shared.domains import events
 from shared.domains.audit.service import Actor
+from shared.domains.collections import holds
 from shared.domains.money.balance import balance_of, local_date
 from shared.domains.negotiation.agreements import (
     AgreementNotActive,
@@ -159,12 +160,16 @@ async def end(
     at: datetime | None = None,
 ) -> None:
     """End an active agreement (``to`` void, broken, completed or cancelled), restoring its
-    originals as that ending requires; audited."""
+    originals as that ending requires and cancelling its reminders not sent yet; audited."""
     if agreement.status != AgreementStatus.ACTIVE:
         raise AgreementNotActive(f"The agreement is {agreement.status} already.")
     at = at or clock.now()
     _stamp(agreement, to, reason, at)
     await session.flush()
+    # the agreement régua has nothing left to ask: its reminders not sent yet are cancelled
+    await holds.cancel_agreement_reminders(
+        session, [i.id for i in await installments_of(session, agreement.id)], f"agreement_{to}"
+    )
     data: dict[str, object] = {"status": str(to), "reason": reason}
     if to in (AgreementStatus.VOID, AgreementStatus.CANCELLED):
         restored = await _restore(session, agreement, actor, at)

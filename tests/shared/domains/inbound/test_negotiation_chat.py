@@ -1,47 +1,66 @@
 """Negotiating in the chat, as the debtor and the operator notice it: "quero parcelar" brings
 the offer menu as a WhatsApp list (through the sandbox), a tap on "Entrada + 3x" makes the
 agreement and brings its terms and the Pix of the down payment, a replay changes nothing, a
-stale menu gets an apology and a fresh one, and outside the window an operator takes it."""
+stale menu gets an apology and a fresh one, and outside the window an operator takes it.  Once
+the sandbox PSP pays the down payment, the first agreement installment is reminded by the
+agreement's own régua, with its exact amount and Pix."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
 from sqlalchemy import select, update
 
-from shared.brazil.numbers import format_brl
+from shared.brazil.numbers import format_brl, format_date_br
+from shared.brazil.pix import decode
+from shared.db import SessionMaker
+from shared.domains.channels import templating
+from shared.domains.channels.defaults import AGREEMENT_DEFAULTS
+from shared.domains.collections import sending
+from shared.domains.collections.planner import plan_tenant
 from shared.domains.inbound.actions import OPERATOR_REPLY, PRIORITY_HIGH
+from shared.domains.money.pixcodes import txid_for
 from shared.domains.negotiation import agreement_pay
 from shared.domains.negotiation.chat import EXPIRED_APOLOGY, MENU_BUTTON
 from shared.models import (
     Agreement,
     AgreementInstallment,
+    ContactAttempt,
     Installment,
+    MessageTemplate,
     Offer,
+    TemplateStatus,
 )
 from shared.tenancy import SYSTEM, use_scope
 from tests.api.test_agreements_api import _pay_by_pix
+from tests.conftest import run_lifespan
 from tests.shared.domains.inbound import test_actions
 from tests.shared.domains.inbound.test_actions import (
     ANA,
     ANA_WA,
+    SP,
     Shop,
     _bodies,
     _replay,
+    _sandbox_messages,
     _today,
 )
 from tests.shared.domains.inbound.test_conversations import (
     PHONE_A,
     TOKEN_A,
+    WABA_A,
     Jobs,
     _debtor_writes,
     _now_ts,
     _text,
 )
-from tests.support.pix import connection, pix_item
+from tests.support.pix import PIX_KEY, connection, hooks_app, pix_item
+from tests.support.serve import serve
 
 sandbox = test_actions.sandbox
 shop = test_actions.shop
@@ -324,3 +343,98 @@ async def test_the_pix_sent_in_the_chat_pays_the_down_payment(
     assert [i.status for i in rest] == ["open"] * 3
     assert [(await shop.fresh(i)).status for i in originals] == ["renegotiated"] * 2
     assert (await shop.fresh(agreement)).status == "active"
+
+
+async def _psp_pays(
+    sandbox: httpx.AsyncClient,
+    shop: Shop,
+    settings: Any,
+    sessionmaker: SessionMaker,
+    redis: aioredis.Redis,
+    copia_e_cola: str,
+) -> None:
+    """The debtor pays ``copia_e_cola`` at the sandbox PSP, which posts the BCB webhook over
+    HTTP to the webhooks service (on a real port, in the test's transaction); the ``inbound``
+    job then applies it."""
+    _, token = await connection(shop.session, settings, _Owner(shop.tenant_id))
+    async with AsyncExitStack() as stack:
+        hooks = hooks_app(settings, sessionmaker=sessionmaker, redis=redis)
+        await stack.enter_async_context(run_lifespan(hooks))
+        url = await stack.enter_async_context(serve(hooks))
+        registered = await sandbox.post(
+            "/_sandbox/pix/connections",
+            json={"key": PIX_KEY, "webhook_url": f"{url}/pix/{token}", "retry_base_ms": 5},
+        )
+        assert registered.status_code == 201, registered.text
+        paid = await sandbox.post(
+            "/_sandbox/pix/pay",
+            json={"copia_e_cola": copia_e_cola, "payer": {"nome": "Ana Exemplo"}},
+        )
+        assert paid.status_code == 201, paid.text
+        assert [d["outcome"] for d in paid.json()["deliveries"]] == [200]
+
+
+async def _agreement_templates_approved(shop: Shop, sandbox: httpx.AsyncClient) -> None:
+    """The retailer's agreement templates went through Meta's review (in the sandbox's WABA)."""
+    seeds = [
+        {"name": d.name, "body": templating.compile_body(d.body).text} for d in AGREEMENT_DEFAULTS
+    ]
+    await sandbox.post(f"/_sandbox/whatsapp/wabas/{WABA_A}", json={"templates": seeds})
+    await use_scope(shop.session, SYSTEM)
+    await shop.session.execute(
+        update(MessageTemplate)
+        .where(
+            MessageTemplate.tenant_id == shop.tenant_id,
+            MessageTemplate.name.in_([d.name for d in AGREEMENT_DEFAULTS]),
+        )
+        .values(status=TemplateStatus.APPROVED)
+    )
+
+
+async def test_once_the_psp_pays_the_down_payment_the_agreement_regua_reminds_the_first(
+    shop: Shop,
+    run_jobs: Jobs,
+    sandbox: httpx.AsyncClient,
+    settings: Any,
+    sessionmaker: SessionMaker,
+    redis: aioredis.Redis,
+) -> None:
+    ana, originals = await _late_debtor(shop)
+    await _agreement_templates_approved(shop, sandbox)
+    await _debtor_writes(sandbox, shop, ANA, "quero parcelar")
+    await run_jobs()
+    (menu,) = await _lists(sandbox)
+    await _taps(sandbox, shop, next(r for r in _rows(menu) if r["title"] == "Entrada + 3x"))
+    await run_jobs()
+    (agreement,) = await _agreements(shop, ana.id)
+    down_pix = await agreement_pay.pix_for(shop.session, agreement, 0)
+
+    await _psp_pays(sandbox, shop, settings, sessionmaker, redis, down_pix.payload)
+    await run_jobs()
+
+    down, first, *_ = await _plan(shop, agreement)
+    assert (down.status, down.amount_paid) == ("paid", down_pix.amount)
+    assert [(await shop.fresh(i)).status for i in originals] == ["renegotiated"] * 2
+    # the first agreement installment's reminder day (two days before it falls due), frozen
+    reminder_day = first.due_date - timedelta(days=2)
+    now = datetime.combine(reminder_day, time(10), tzinfo=SP)
+    for _ in range(2):  # however often the scheduler plans that day
+        await plan_tenant(shop.session, shop.tenant_id, now)
+    (reminder,) = await shop.session.scalars(
+        select(ContactAttempt).where(
+            ContactAttempt.customer_id == ana.id, ContactAttempt.kind == "agreement"
+        )
+    )
+    assert (reminder.state, reminder.contact_day) == ("queued", reminder_day)
+
+    sent = await sending.send_attempt(shop.session, reminder.id, now=max(now, reminder.planned_for))
+
+    assert sent == "sent"
+    (message,) = [m for m in await _sandbox_messages(sandbox) if m["type"] == "template"]
+    assert message["to"] == ANA_WA
+    assert message["payload"]["template"]["name"] == "quita_acordo_lembrete_v1"
+    parameters = [p["text"] for p in message["payload"]["template"]["components"][0]["parameters"]]
+    assert "1 de 3" in parameters and format_date_br(first.due_date) in parameters
+    assert format_brl(first.amount) in parameters
+    pix = decode(next(p for p in parameters if p.startswith("000201")))
+    assert (pix.amount, pix.txid) == (first.amount, txid_for(first.id))

@@ -1,0 +1,88 @@
+"""Migration 0018 gives every existing retailer what a new one gets — the agreement templates
+(WhatsApp waiting for review, SMS and e-mail usable) and the default agreement régua — keeps its
+régua as it was (kind ``regua``), and walks down and up again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from alembic import command
+
+from shared.config import Settings
+from shared.db import migrate
+from shared.domains.channels.defaults import AGREEMENT_DEFAULTS
+from shared.domains.collections.cadences import AGREEMENT_NAME, AGREEMENT_STEPS
+from tests.shared.domains.negotiation.test_migration import _fetch
+
+_BY_KEY = {d.key: d for d in AGREEMENT_DEFAULTS}
+
+
+@pytest.fixture
+def scratch(settings: Settings) -> Iterator[Settings]:
+    """A database of its own, walked down and up by the test."""
+    url = settings.admin_dsn.set(database=f"{settings.admin_dsn.database}_agreement_regua_mig")
+    own = settings.model_copy(
+        update={"database_url": url.set(drivername="postgresql").render_as_string(False)}
+    )
+    _fetch(own, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)', server=True)
+    yield own
+    _fetch(own, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)', server=True)
+
+
+_TENANTS = """INSERT INTO tenants (id, slug, name, kind)
+              VALUES (gen_random_uuid(), 'loja-antiga', 'Loja Antiga', 'retailer'),
+                     (gen_random_uuid(), 'agencia-antiga', 'Agência Antiga', 'agency')
+              RETURNING id, kind"""
+
+
+def test_existing_retailers_get_the_agreement_templates_and_regua(scratch: Settings) -> None:
+    migrate.upgrade(scratch, "0017")
+    tenants = {r["kind"]: r["id"] for r in _fetch(scratch, _TENANTS)}
+    _fetch(  # the régua it had
+        scratch,
+        f"""INSERT INTO cadences (id, tenant_id, name, is_default)
+            VALUES (gen_random_uuid(), '{tenants["retailer"]}', 'Régua padrão', true)
+            RETURNING id""",
+    )
+
+    migrate.upgrade(scratch, "0018")
+
+    cadences = _fetch(scratch, "SELECT id, tenant_id, name, kind, is_default FROM cadences")
+    assert {(r["tenant_id"], r["kind"], r["is_default"]) for r in cadences} == {
+        (tenants["retailer"], "regua", True),
+        (tenants["retailer"], "agreement", True),
+    }
+    (agreement,) = [r for r in cadences if r["kind"] == "agreement"]
+    assert agreement["name"] == AGREEMENT_NAME
+    steps = _fetch(
+        scratch,
+        f"""SELECT offset_days, channel, fallback_channel, variants -> 0 ->> 'template' AS t
+            FROM cadence_steps WHERE cadence_id = '{agreement["id"]}' ORDER BY offset_days""",
+    )
+    assert [(r["offset_days"], r["t"]) for r in steps] == [
+        (offset, _BY_KEY[key].name) for offset, key in AGREEMENT_STEPS
+    ]
+    assert {(r["channel"], r["fallback_channel"]) for r in steps} == {("whatsapp", "sms")}
+    templates = _fetch(
+        scratch,
+        "SELECT tenant_id, channel_kind, name, status, body FROM message_templates",
+    )
+    assert {r["tenant_id"] for r in templates} == {tenants["retailer"]}
+    for d in AGREEMENT_DEFAULTS:  # the same texts a new retailer gets
+        got = {r["channel_kind"]: r for r in templates if r["name"] == d.name}
+        assert {k: r["status"] for k, r in got.items()} == {
+            "whatsapp": "DRAFT",
+            "sms": "APPROVED",
+            "email": "APPROVED",
+        }
+        assert got["whatsapp"]["body"] == got["email"]["body"] == d.body
+        assert got["sms"]["body"] == d.sms
+
+    command.downgrade(migrate.alembic_config(scratch), "0017")
+    left = _fetch(scratch, "SELECT count(*) AS n FROM cadences")
+    assert left[0]["n"] == 1
+
+    migrate.upgrade(scratch, "0018")  # and up again
+    again = _fetch(scratch, "SELECT count(*) AS n FROM cadences WHERE kind = 'agreement'")
+    assert again[0]["n"] == 1
