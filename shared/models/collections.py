@@ -189,6 +189,13 @@ class ContactAttempt(UUIDPrimaryKey, Timestamps, Base):
             postgresql_where=text("provider_message_id IS NOT NULL"),
         ),
         Index("ix_contact_attempts_campaign", "tenant_id", "campaign_id"),
+        # the sweeper's proof that statuses flow for a channel (``collections.tasks``)
+        Index(
+            "ix_contact_attempts_channel_delivered",
+            "channel_id",
+            "sending_at",
+            postgresql_where=text("delivered_at IS NOT NULL"),
+        ),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))

@@ -292,8 +292,8 @@ _UNREACHED = text(
     SELECT a.id, later.id AS evidence_id FROM contact_attempts a
     CROSS JOIN LATERAL (
         SELECT b.id FROM contact_attempts b
-        WHERE b.tenant_id = a.tenant_id AND b.channel_id = a.channel_id
-          AND b.sending_at > a.sending_at AND b.delivered_at IS NOT NULL
+        WHERE b.channel_id = a.channel_id AND b.sending_at > a.sending_at
+          AND b.delivered_at IS NOT NULL
         LIMIT 1
     ) later
     WHERE a.state = 'unknown' AND a.provider_message_id IS NULL
