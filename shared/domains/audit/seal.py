@@ -22,6 +22,7 @@ is unique besides, so a chain never forks.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -103,7 +104,10 @@ async def seal_round(session: AsyncSession, *, max_events: int = BATCH_EVENTS) -
         # furthest seal ends; a chain's own head is the authority for that chain)
         fresh = [e for e in events if head is None or e["txid"] >= head.to_txid]
         if fresh:
-            values.append(_seal(tenant_id, sorted(fresh, key=lambda e: e["id"]), head, end))
+            # hashing thousands of events is CPU work that awaits nothing: off the event loop,
+            # so a worker's sends keep their slots meanwhile
+            batch = sorted(fresh, key=lambda e: e["id"])
+            values.append(await asyncio.to_thread(_seal, tenant_id, batch, head, end))
     if not values:
         return SealRound(locked=True)
     await session.execute(insert(AuditSeal).values(values))
