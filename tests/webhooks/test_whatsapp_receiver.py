@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.webhooks.app import create_app
 from shared.domains.audit.service import Actor
@@ -188,6 +188,37 @@ async def test_the_previous_app_secret_still_verifies_during_a_rotation(
 
     assert by_new.status_code == 200 and by_old.status_code == 200
     assert after_drop.status_code == 401
+
+
+async def test_a_burst_from_one_number_reads_its_channel_once_and_a_rotation_still_applies_at_once(
+    hooks: httpx.AsyncClient, session: AsyncSession, ids: Identities, connection: AsyncConnection
+) -> None:
+    channel = await _channel(session, ids, "Loja Rajada", "1010", "first")
+    reads: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM channels" in statement:
+            reads.append(statement)
+
+    event.listen(connection.sync_connection, "before_cursor_execute", seen)
+    try:
+        burst = [
+            await _post(hooks, _statuses("1010", (f"wamid.R{i}", "sent")), "first")
+            for i in range(5)
+        ]
+        once = len(reads)
+        await service.update(session, channel, schemas.ChannelUpdate(app_secret="second"), ACTOR)
+        by_new = await _post(hooks, _statuses("1010", ("wamid.R5", "sent")), "second")
+        by_old = await _post(hooks, _statuses("1010", ("wamid.R6", "sent")), "first")
+        await service.update(
+            session, channel, schemas.ChannelUpdate(drop_previous_app_secret=True), ACTOR
+        )
+        after_drop = await _post(hooks, _statuses("1010", ("wamid.R7", "sent")), "first")
+    finally:
+        event.remove(connection.sync_connection, "before_cursor_execute", seen)
+
+    assert [r.status_code for r in burst] == [200] * 5 and once == 1
+    assert (by_new.status_code, by_old.status_code, after_drop.status_code) == (200, 200, 401)
 
 
 async def test_one_retailers_secret_cannot_write_events_for_another_retailers_number(

@@ -34,6 +34,15 @@ class Received(msgspec.Struct):
     duplicates: int
 
 
+def _routes(request: Request[Any, Any, Any]) -> meta.RouteCache:
+    """This app's cache of the channels recent POSTs named (``meta.RouteCache``)."""
+    state = request.app.state
+    cache: meta.RouteCache | None = state.get("whatsapp_routes")
+    if cache is None:
+        cache = state["whatsapp_routes"] = meta.RouteCache()
+    return cache
+
+
 async def _handshake(
     request: Request[Any, Any, Any], db: AsyncSession, channel_id: uuid.UUID | None
 ) -> Response[str]:
@@ -59,7 +68,7 @@ async def _receive(
     except ValueError:
         raise BadRequest("The body is not JSON.") from None
     raw = meta.split(payload)
-    route = await meta.route(db, raw, body, header, channel_id=channel_id)
+    route = await meta.route(db, raw, body, header, channel_id=channel_id, cache=_routes(request))
     if not route.verified:
         log.warning("webhooks.whatsapp.unverified", channels=len(route.channels))
         raise Unauthorized("The signature does not match any connected number.")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -229,13 +230,14 @@ class Sender:
     waba_id: str | None
     app_secrets: tuple[str, ...]
 
-    def signed(self, body: bytes, header: str | None) -> bool:
-        return any(signature_matches(body, header, secret) for secret in self.app_secrets)
+    def signed(self, body: bytes, header: str | None, *, current_only: bool = False) -> bool:
+        secrets = self.app_secrets[:1] if current_only else self.app_secrets
+        return any(signature_matches(body, header, secret) for secret in secrets)
 
 
 # The app secrets of a channel, decrypted, by its stored ciphertext: Meta posts many webhooks a
 # second for one number, and each would otherwise decrypt them again.  A changed secret is a new
-# ciphertext, so nothing stale is ever used (the channel row itself is read on every POST).
+# ciphertext, so nothing stale is ever used.
 _SECRETS: dict[tuple[uuid.UUID, str], tuple[str, ...]] = {}
 _SECRETS_MAX = 4096
 
@@ -253,6 +255,35 @@ def _app_secrets(channel_id: uuid.UUID, ciphertext: str) -> tuple[str, ...]:
     return found
 
 
+class RouteCache:
+    """The channels POSTs named, as last read, for a few seconds (one per receiving app): Meta
+    posts many webhooks a second for one number.  Only a POST the channels' *current* app secret
+    verifies is routed from here; any other — signed with a previous secret during a rotation,
+    with a new one, or not at all — reads the channels again.  So what this can hold on to, for
+    at most ``ttl_s``, is a current secret just replaced, or a number just moved to another
+    channel of the same Meta app."""
+
+    def __init__(self, ttl_s: float = 5.0, size: int = 4096) -> None:
+        self.ttl_s, self.size = ttl_s, size
+        self._routes: dict[RouteKey, tuple[float, list[Sender]]] = {}
+
+    def get(self, key: RouteKey, body: bytes, header: str | None) -> Route | None:
+        cached = self._routes.get(key)
+        if cached is None or time.monotonic() - cached[0] >= self.ttl_s:
+            return None
+        found = Route(channels=cached[1])
+        found.verified = [s for s in found.channels if s.signed(body, header, current_only=True)]
+        return found if found.verified else None
+
+    def put(self, key: RouteKey, channels: list[Sender]) -> None:
+        if len(self._routes) >= self.size:
+            self._routes.clear()
+        self._routes[key] = (time.monotonic(), channels)
+
+
+RouteKey = tuple[uuid.UUID | None, frozenset[str], frozenset[str]]
+
+
 async def route(
     session: AsyncSession,
     events: Sequence[RawEvent],
@@ -260,11 +291,29 @@ async def route(
     header: str | None,
     *,
     channel_id: uuid.UUID | None = None,
+    cache: RouteCache | None = None,
 ) -> Route:
     """The channels the events name (or only ``channel_id`` when the URL names one) and those
     whose app secret — current or previous — signed ``body``."""
     numbers = {e.phone_number_id for e in events if e.phone_number_id}
     wabas = {e.waba_id for e in events if e.waba_id and not e.phone_number_id}
+    key = (channel_id, frozenset(numbers), frozenset(wabas))
+    if cache is not None and (found := cache.get(key, body, header)) is not None:
+        return found
+    found = await _route(session, numbers, wabas, body, header, channel_id)
+    if cache is not None and found.channels:
+        cache.put(key, found.channels)
+    return found
+
+
+async def _route(
+    session: AsyncSession,
+    numbers: set[str],
+    wabas: set[str],
+    body: bytes,
+    header: str | None,
+    channel_id: uuid.UUID | None,
+) -> Route:
     query = select(Channel.id, Channel.tenant_id, Channel.config, Channel.secrets).where(
         Channel.kind == ChannelKind.WHATSAPP
     )
