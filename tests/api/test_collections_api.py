@@ -575,8 +575,9 @@ async def test_a_promise_past_its_day_is_judged_kept_or_broken(
     reminders = (await shop.call("GET", "/v1/attempts")).json()["items"]
     if paid:
         assert reminders == []
-    else:  # the régua resumes at once with a reminder, under its governance
+    else:  # the régua resumes at once with the broken-promise reminder, under its governance
         assert [(a["kind"], a["id"]) for a in reminders] == [("manual", event.data["attempt_id"])]
+        assert reminders[0]["template_name"] == "quita_promessa_quebrada_v1"
 
 
 async def test_a_dispute_holds_the_next_reminder(shop: Shop) -> None:

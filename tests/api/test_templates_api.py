@@ -31,6 +31,7 @@ async def test_a_new_retailer_starts_with_friendly_default_templates(
         "acordo_lembrete",  # the agreement régua's
         "acordo_vence_hoje",
         "acordo_atraso",
+        "promessa_quebrada",  # a broken promise's reminder
     }
     for r in rows:
         text = " ".join(filter(None, [r["body"], r["subject"], r["header"]])).lower()

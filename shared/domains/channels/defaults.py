@@ -1,5 +1,5 @@
 """The templates every new retailer starts with: one per moment of the default régua and of the
-agreement régua, on WhatsApp, SMS and e-mail.
+agreement régua, and one for a broken promise to pay, on WhatsApp, SMS and e-mail.
 
 Written for this product in the tone the collection guides recommend: friendly, concrete, no
 pressure, never the word "dívida" (we say "valor em aberto"), always a way to say "já paguei",
@@ -236,4 +236,27 @@ AGREEMENT_DEFAULTS: tuple[DefaultTemplate, ...] = (
     ),
 )
 
-DEFAULTS: tuple[DefaultTemplate, ...] = REGUA_DEFAULTS + AGREEMENT_DEFAULTS
+# A promise to pay that ran out with nothing paid: the régua resumes with this message, which
+# says what was agreed, the value today and the ways out (another date, an agreement).
+BROKEN_PROMISE = DefaultTemplate(
+    key="promessa_quebrada",
+    name="quita_promessa_quebrada_v1",
+    header="Pagamento combinado",
+    body=(
+        "Olá, {{primeiro_nome}}. Aqui é da {{empresa}}.\n"
+        "Você combinou com a gente o pagamento da parcela {{parcela}}, mas ainda não "
+        "identificamos o pagamento. Este é o valor atualizado para hoje:\n"
+        f"{ITEMIZED}\n"
+        f"{PAYMENT}\n"
+        "Se já pagou, toque em Já paguei. Se precisar de outra data ou de um acordo, toque em "
+        "Quero negociar.\n"
+        f"{CREDITOR}"
+    ),
+    sms=(
+        "{{empresa}}: {{primeiro_nome}}, ainda não identificamos o pagamento combinado da "
+        "parcela {{parcela}}. Valor hoje {{valor_total}}. Para negociar, responda. SAIR para parar."
+    ),
+    subject="O pagamento combinado da parcela {{parcela}}",
+)
+
+DEFAULTS: tuple[DefaultTemplate, ...] = REGUA_DEFAULTS + AGREEMENT_DEFAULTS + (BROKEN_PROMISE,)

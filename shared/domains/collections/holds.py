@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared import clock
 from shared.domains import events
 from shared.domains.audit.service import Actor
+from shared.domains.channels.defaults import BROKEN_PROMISE
 from shared.domains.collections import planner, schemas
 from shared.domains.collections.attempts import next_state
 from shared.domains.collections.service import OPERATOR_HOLDS, UNSENT, audit
@@ -316,7 +317,8 @@ async def remind(
 async def judge_promises(session: AsyncSession, now: datetime | None = None) -> dict[str, int]:
     """Judge the promises whose time ran out and that nobody released: ``kept`` when a payment
     of the customer's landed between the promise and its end, ``broken`` otherwise (the régua
-    resumes by itself, and a reminder is asked for now, under the régua's governance).  Each
+    resumes by itself, and a reminder is asked for now — the broken-promise template, under the
+    régua's governance).  Each
     promise is judged once (it is marked released at its end); audited and told to the
     retailer's systems.  The caller commits."""
     now = now or clock.now()
@@ -354,7 +356,9 @@ async def judge_promises(session: AsyncSession, now: datetime | None = None) -> 
             customer = await session.get(Customer, hold.customer_id)
             if customer is not None:
                 try:
-                    attempt = await planner.remind(session, hold.tenant_id, customer.id, now)
+                    attempt = await planner.remind(
+                        session, hold.tenant_id, customer.id, now, template_key=BROKEN_PROMISE_KEY
+                    )
                     data["attempt_id"] = str(attempt.id)
                 except planner.NothingToRemind:
                     data["attempt_id"] = None
@@ -379,3 +383,4 @@ async def judge_promises(session: AsyncSession, now: datetime | None = None) -> 
 
 
 PROMISES = Actor("system", "collections.promises")
+BROKEN_PROMISE_KEY = BROKEN_PROMISE.key  # the template a broken promise's reminder uses

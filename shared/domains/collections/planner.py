@@ -55,6 +55,7 @@ from shared.models import (
     CadenceStep,
     CollectionSettings,
     ContactAttempt,
+    MessageTemplate,
     Tenant,
 )
 from shared.queue import enqueue_many
@@ -703,11 +704,17 @@ class NothingToRemind(Exception):
 
 
 async def remind(
-    session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID, now: datetime
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    now: datetime,
+    *,
+    template_key: str | None = None,
 ) -> ContactAttempt:
     """A message now (``kind = manual``) about every open installment of the customer that is
     overdue or due within three days, with the same governance and amounts as the régua's: the
-    template of the régua step the oldest of them has reached, the same channels, caps, window.
+    template of the régua step the oldest of them has reached — or the retailer's template of
+    ``template_key`` when it has one (a broken promise's) — the same channels, caps, window.
     It does not use up any régua step.  The caller commits."""
     tenant = await session.get(Tenant, tenant_id)
     settings = await session.get(CollectionSettings, tenant_id)
@@ -743,8 +750,17 @@ async def remind(
         now,
         result,
     )
+    special = None
+    if template_key is not None:
+        special = await session.scalar(
+            select(MessageTemplate.name)
+            .where(MessageTemplate.tenant_id == tenant_id, MessageTemplate.key == template_key)
+            .limit(1)
+        )
     for row in decided:
         row.attempt["kind"] = "manual"
+        if special is not None and row.attempt.get("template_name"):
+            row.attempt["template_name"] = special
         # a manual message covers the installments without using up the régua's step
         row.items = [(installment, None) for installment, _ in row.items]
     await _write(session, tenant_id, decided)
