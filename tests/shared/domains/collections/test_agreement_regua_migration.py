@@ -13,33 +13,21 @@ from shared.config import Settings
 from shared.db import migrate
 from shared.domains.channels.defaults import AGREEMENT_DEFAULTS
 from shared.domains.collections.cadences import AGREEMENT_NAME, AGREEMENT_STEPS
-from tests.shared.domains.negotiation.test_migration import _fetch
+from tests.support.migrations import TENANTS, fetch, scratch_database
 
 _BY_KEY = {d.key: d for d in AGREEMENT_DEFAULTS}
 
 
 @pytest.fixture
 def scratch(settings: Settings) -> Iterator[Settings]:
-    """A database of its own, walked down and up by the test."""
-    url = settings.admin_dsn.set(database=f"{settings.admin_dsn.database}_agreement_regua_mig")
-    own = settings.model_copy(
-        update={"database_url": url.set(drivername="postgresql").render_as_string(False)}
-    )
-    _fetch(own, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)', server=True)
-    yield own
-    _fetch(own, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)', server=True)
-
-
-_TENANTS = """INSERT INTO tenants (id, slug, name, kind)
-              VALUES (gen_random_uuid(), 'loja-antiga', 'Loja Antiga', 'retailer'),
-                     (gen_random_uuid(), 'agencia-antiga', 'Agência Antiga', 'agency')
-              RETURNING id, kind"""
+    with scratch_database(settings, "agreement_regua_mig") as own:
+        yield own
 
 
 def test_existing_retailers_get_the_agreement_templates_and_regua(scratch: Settings) -> None:
     migrate.upgrade(scratch, "0017")
-    tenants = {r["kind"]: r["id"] for r in _fetch(scratch, _TENANTS)}
-    _fetch(  # the régua it had
+    tenants = {r["kind"]: r["id"] for r in fetch(scratch, TENANTS)}
+    fetch(  # the régua it had
         scratch,
         f"""INSERT INTO cadences (id, tenant_id, name, is_default)
             VALUES (gen_random_uuid(), '{tenants["retailer"]}', 'Régua padrão', true)
@@ -48,14 +36,14 @@ def test_existing_retailers_get_the_agreement_templates_and_regua(scratch: Setti
 
     migrate.upgrade(scratch, "0018")
 
-    cadences = _fetch(scratch, "SELECT id, tenant_id, name, kind, is_default FROM cadences")
+    cadences = fetch(scratch, "SELECT id, tenant_id, name, kind, is_default FROM cadences")
     assert {(r["tenant_id"], r["kind"], r["is_default"]) for r in cadences} == {
         (tenants["retailer"], "regua", True),
         (tenants["retailer"], "agreement", True),
     }
     (agreement,) = [r for r in cadences if r["kind"] == "agreement"]
     assert agreement["name"] == AGREEMENT_NAME
-    steps = _fetch(
+    steps = fetch(
         scratch,
         f"""SELECT offset_days, channel, fallback_channel, variants -> 0 ->> 'template' AS t
             FROM cadence_steps WHERE cadence_id = '{agreement["id"]}' ORDER BY offset_days""",
@@ -64,7 +52,7 @@ def test_existing_retailers_get_the_agreement_templates_and_regua(scratch: Setti
         (offset, _BY_KEY[key].name) for offset, key in AGREEMENT_STEPS
     ]
     assert {(r["channel"], r["fallback_channel"]) for r in steps} == {("whatsapp", "sms")}
-    templates = _fetch(
+    templates = fetch(
         scratch,
         "SELECT tenant_id, channel_kind, name, status, body FROM message_templates",
     )
@@ -80,9 +68,9 @@ def test_existing_retailers_get_the_agreement_templates_and_regua(scratch: Setti
         assert got["sms"]["body"] == d.sms
 
     command.downgrade(migrate.alembic_config(scratch), "0017")
-    left = _fetch(scratch, "SELECT count(*) AS n FROM cadences")
+    left = fetch(scratch, "SELECT count(*) AS n FROM cadences")
     assert left[0]["n"] == 1
 
     migrate.upgrade(scratch, "0018")  # and up again
-    again = _fetch(scratch, "SELECT count(*) AS n FROM cadences WHERE kind = 'agreement'")
+    again = fetch(scratch, "SELECT count(*) AS n FROM cadences WHERE kind = 'agreement'")
     assert again[0]["n"] == 1

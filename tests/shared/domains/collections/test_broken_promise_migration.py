@@ -11,40 +11,28 @@ from alembic import command
 from shared.config import Settings
 from shared.db import migrate
 from shared.domains.channels.defaults import BROKEN_PROMISE
-from tests.shared.domains.negotiation.test_migration import _fetch
+from tests.support.migrations import TENANTS, fetch, scratch_database
 
 
 @pytest.fixture
 def scratch(settings: Settings) -> Iterator[Settings]:
-    """A database of its own, walked down and up by the test."""
-    url = settings.admin_dsn.set(database=f"{settings.admin_dsn.database}_broken_promise_mig")
-    own = settings.model_copy(
-        update={"database_url": url.set(drivername="postgresql").render_as_string(False)}
-    )
-    _fetch(own, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)', server=True)
-    yield own
-    _fetch(own, f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)', server=True)
+    with scratch_database(settings, "broken_promise_mig") as own:
+        yield own
 
 
 def test_existing_retailers_get_the_broken_promise_template(scratch: Settings) -> None:
     migrate.upgrade(scratch, "0019")
-    _fetch(
-        scratch,
-        """INSERT INTO tenants (id, slug, name, kind)
-           VALUES (gen_random_uuid(), 'loja-antiga', 'Loja Antiga', 'retailer'),
-                  (gen_random_uuid(), 'agencia-antiga', 'Agência Antiga', 'agency')
-           RETURNING id""",
-    )
+    fetch(scratch, TENANTS)
     query = f"""SELECT t.kind AS tenant_kind, m.channel_kind, m.status, m.body, m.key
                 FROM message_templates m JOIN tenants t ON t.id = m.tenant_id
                 WHERE m.name = '{BROKEN_PROMISE.name}'"""
 
     migrate.upgrade(scratch, "0020")
-    rows = _fetch(scratch, query)
+    rows = fetch(scratch, query)
     command.downgrade(migrate.alembic_config(scratch), "0019")
-    gone = _fetch(scratch, query)
+    gone = fetch(scratch, query)
     migrate.upgrade(scratch, "0020")
-    again = _fetch(scratch, query)
+    again = fetch(scratch, query)
 
     got = {r["channel_kind"]: r for r in rows}
     assert {r["tenant_kind"] for r in rows} == {"retailer"} and len(rows) == 3
