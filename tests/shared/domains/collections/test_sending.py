@@ -207,6 +207,32 @@ async def test_each_outcome_is_kept_in_the_audit_trail_with_the_texts_hash(
     assert {e.actor_type for e in events} == {"system"}
 
 
+async def _webhook_status(
+    shop: Shop, attempt: ContactAttempt, wamid: str, callback: str, recipient: str
+) -> None:
+    """A ``delivered`` status webhook for ``wamid`` carrying ``callback``, journaled as the
+    receiver would (its job still to run)."""
+    status = {
+        "id": wamid,
+        "status": "delivered",
+        "timestamp": str(int(NOW.timestamp())),
+        "recipient_id": recipient,
+        "biz_opaque_callback_data": callback,
+    }
+    value = {"metadata": {"phone_number_id": PHONE_ID}, "statuses": [status]}
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": WABA_ID, "changes": [{"field": "messages", "value": value}]}],
+    }
+    events = [
+        journal.EventIn(e.key, e.kind, e.payload, e.occurred_at, shop.tenant_id, attempt.channel_id)
+        for e in split(payload)
+    ]
+    await journal.journal(
+        shop.session, provider="whatsapp", body=b"{}", content_type=None, events=events
+    )
+
+
 async def test_a_send_cut_off_after_the_call_is_never_repeated_and_the_webhook_settles_it(
     shop: Shop,
     sandbox: httpx.AsyncClient,
@@ -227,34 +253,12 @@ async def test_a_send_cut_off_after_the_call_is_never_repeated_and_the_webhook_s
 
     assert after_crash == "unknown"
     assert len(await _sent_at_sandbox(sandbox)) == 1  # never a blind resend
-    status = {
-        "id": message["id"],
-        "status": "delivered",
-        "timestamp": str(int(NOW.timestamp())),
-        "recipient_id": message["to"],
-        "biz_opaque_callback_data": message["biz_opaque_callback_data"],
-    }
-    payload = {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": WABA_ID,
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {"metadata": {"phone_number_id": PHONE_ID}, "statuses": [status]},
-                    }
-                ],
-            }
-        ],
-    }
-    channel_id = attempt.channel_id
-    events = [
-        journal.EventIn(e.key, e.kind, e.payload, e.occurred_at, shop.tenant_id, channel_id)
-        for e in split(payload)
-    ]
-    await journal.journal(
-        session, provider="whatsapp", body=b"{}", content_type=None, events=events
+    await _webhook_status(
+        shop,
+        attempt,
+        message["id"],
+        message["biz_opaque_callback_data"],
+        message["to"],
     )
     await run_jobs()
     await session.refresh(attempt)
@@ -448,33 +452,8 @@ async def test_a_message_presumed_lost_that_arrives_after_all_is_noted_not_taken
     await session.refresh(lost)
     resent_id = lost.provider_message_id
     # the provider had the first one after all: its statuses come with the same attempt id
-    status = {
-        "id": "wamid.presumed-lost",
-        "status": "delivered",
-        "timestamp": str(int(NOW.timestamp())),
-        "recipient_id": MARIA.lstrip("+"),
-        "biz_opaque_callback_data": sending.callback_data(lost.id),
-    }
-    payload = {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": WABA_ID,
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {"metadata": {"phone_number_id": PHONE_ID}, "statuses": [status]},
-                    }
-                ],
-            }
-        ],
-    }
-    events = [
-        journal.EventIn(e.key, e.kind, e.payload, e.occurred_at, shop.tenant_id, lost.channel_id)
-        for e in split(payload)
-    ]
-    await journal.journal(
-        session, provider="whatsapp", body=b"{}", content_type=None, events=events
+    await _webhook_status(
+        shop, lost, "wamid.presumed-lost", sending.callback_data(lost.id), MARIA.lstrip("+")
     )
     await run_jobs()
 
