@@ -19,12 +19,14 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from shared.domains.collections import cadences
 from shared.domains.collections.content import AgreementItem
 from shared.models import (
     Agreement,
     AgreementInstallment,
     AgreementInstallmentStatus,
     AgreementStatus,
+    CadenceKind,
     ContactAttemptItem,
 )
 
@@ -32,13 +34,7 @@ AGREEMENT_KIND = "agreement"  # the attempts' kind
 
 # A customer's agreement régua: the first agreement segment whose tags it carries, else the
 # default agreement régua (agreement réguas are not pinned).
-_CADENCE_OF = """COALESCE(
-        (SELECT k.id FROM cadences k
-          WHERE k.tenant_id = :tenant AND k.kind = 'agreement' AND k.active AND NOT k.is_default
-            AND k.tags_any && c.tags
-          ORDER BY k.priority, k.name LIMIT 1),
-        (SELECT k.id FROM cadences k
-          WHERE k.tenant_id = :tenant AND k.kind = 'agreement' AND k.is_default AND k.active))"""
+_CADENCE_OF = cadences.customer_cadence_sql(CadenceKind.AGREEMENT)
 
 # The open installments of active agreements whose agreement-régua step has come (the same
 # horizon), after the day the agreement was accepted, that no attempt covers yet.  Few rows:

@@ -143,3 +143,17 @@ def pick(
             return Pick(str(variant["template"]), False)
         point -= weight
     return Pick(str(variants[-1]["template"]), False)
+
+
+def customer_cadence_sql(kind: CadenceKind) -> str:
+    """SQL for the régua of ``kind`` serving customer ``c`` of tenant ``:tenant``: its pin (a
+    customer is pinned to a régua of kind ``regua`` only), else the first active segment régua
+    of that kind whose tags it carries (lowest priority first), else the kind's default."""
+    pin = "c.cadence_id," if kind == CadenceKind.REGUA else ""
+    return f"""COALESCE({pin}
+        (SELECT k.id FROM cadences k
+          WHERE k.tenant_id = :tenant AND k.kind = '{kind}' AND k.active AND NOT k.is_default
+            AND k.tags_any && c.tags
+          ORDER BY k.priority, k.name LIMIT 1),
+        (SELECT k.id FROM cadences k
+          WHERE k.tenant_id = :tenant AND k.kind = '{kind}' AND k.is_default AND k.active))"""

@@ -170,14 +170,7 @@ def _count_queued(rows: list[Row], debtors: dict[uuid.UUID, Debtor]) -> None:
 
 # A customer's régua: its pin, else the first segment régua whose tags it carries, else the
 # default (``c`` is the customer, ``:tenant`` its tenant).
-_CADENCE_OF = """COALESCE(
-        c.cadence_id,
-        (SELECT k.id FROM cadences k
-          WHERE k.tenant_id = :tenant AND k.kind = 'regua' AND k.active AND NOT k.is_default
-            AND k.tags_any && c.tags
-          ORDER BY k.priority, k.name LIMIT 1),
-        (SELECT k.id FROM cadences k
-          WHERE k.tenant_id = :tenant AND k.kind = 'regua' AND k.is_default AND k.active))"""
+_CADENCE_OF = cadences.customer_cadence_sql(CadenceKind.REGUA)
 
 _CANDIDATES = text(
     """
