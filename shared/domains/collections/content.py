@@ -20,11 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.brazil.documents import format_document
 from shared.brazil.numbers import format_brl, format_date_br
-from shared.brazil.pix import encode_static
 from shared.domains.money import rules
 from shared.domains.money.balance import balance_of
 from shared.domains.money.fees import Balance
-from shared.domains.money.pixcodes import txid_for
+from shared.domains.money.pixcodes import copia_e_cola, txid_for
 from shared.models import (
     AgreementInstallment,
     Customer,
@@ -199,13 +198,7 @@ def _parties(tenant: Tenant, customer: Customer) -> dict[str, str]:
 def _pix(settings: PixSettings | None, total: Decimal, txid: str) -> str | None:
     if settings is None or total <= 0:
         return None
-    return encode_static(
-        key=settings.key,
-        merchant_name=settings.merchant_name,
-        city=settings.city,
-        amount=total,
-        txid=txid,
-    )
+    return copia_e_cola(settings, total, txid)
 
 
 def _address(tenant: Tenant) -> str:

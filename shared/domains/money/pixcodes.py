@@ -9,6 +9,7 @@ from __future__ import annotations
 import string
 import uuid
 from datetime import date
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -115,6 +116,17 @@ def settings_out(row: PixSettings) -> schemas.PixSettingsOut:
 COLLECT_BY_PIX = frozenset({"open", "partially_paid", "disputed", "written_off"})
 
 
+def copia_e_cola(settings: PixSettings, amount: Decimal, txid: str) -> str:
+    """The static BR Code paying ``amount`` to the tenant's key, carrying ``txid``."""
+    return encode_static(
+        key=settings.key,
+        merchant_name=settings.merchant_name,
+        city=settings.city,
+        amount=amount,
+        txid=txid,
+    )
+
+
 def pix_for(
     settings: PixSettings, inst: Installment, balance: Balance, as_of: date
 ) -> schemas.PixOut:
@@ -123,13 +135,7 @@ def pix_for(
     if balance.total <= 0:
         raise NothingToPay("The installment's balance is zero; there is nothing to pay.")
     txid = txid_for(inst.id)
-    payload = encode_static(
-        key=settings.key,
-        merchant_name=settings.merchant_name,
-        city=settings.city,
-        amount=balance.total,
-        txid=txid,
-    )
+    payload = copia_e_cola(settings, balance.total, txid)
     base = f"/v1/installments/{inst.id}/pix"
     return schemas.PixOut(
         installment_id=inst.id,

@@ -16,10 +16,15 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.brazil.pix import encode_static
 from shared.domains.audit.service import Actor, record
 from shared.domains.collections import holds
-from shared.domains.money.pixcodes import NothingToPay, id_for_txid, settings_of, txid_for
+from shared.domains.money.pixcodes import (
+    NothingToPay,
+    copia_e_cola,
+    id_for_txid,
+    settings_of,
+    txid_for,
+)
 from shared.domains.negotiation import agreement_schemas as schemas
 from shared.domains.negotiation import lifecycle
 from shared.domains.negotiation.agreements import AgreementNotActive, installments_of
@@ -70,13 +75,7 @@ async def pix_for(
         number=inst.number,
         due_date=inst.due_date,
         amount=due,
-        payload=encode_static(
-            key=settings.key,
-            merchant_name=settings.merchant_name,
-            city=settings.city,
-            amount=due,
-            txid=txid,
-        ),
+        payload=copia_e_cola(settings, due, txid),
         txid=txid,
         key_type=settings.key_type,
         merchant_name=settings.merchant_name,
