@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import clock
@@ -127,34 +127,20 @@ async def cancel_pointless(
     """Cancel the messages not sent yet about these installments that have nothing else still
     in collection to ask for (a payment settled them, an agreement renegotiated them); how many
     were cancelled."""
-    attempts = list(
+    attempts = await _unsent_about(session, ContactAttemptItem.installment_id.in_(installment_ids))
+    if not attempts:
+        return 0
+    still_asking = set(
         await session.scalars(
-            select(ContactAttempt)
-            .join(ContactAttemptItem, ContactAttemptItem.attempt_id == ContactAttempt.id)
+            select(ContactAttemptItem.attempt_id)
+            .join(Installment, Installment.id == ContactAttemptItem.installment_id)
             .where(
-                ContactAttemptItem.installment_id.in_(installment_ids),
-                ContactAttempt.state.in_(UNSENT),
-            )
-            .with_for_update(of=ContactAttempt)
-        )
-    )
-    cancelled = 0
-    for attempt in dict.fromkeys(attempts):
-        still_open = await session.scalar(
-            select(Installment.id)
-            .join(ContactAttemptItem, ContactAttemptItem.installment_id == Installment.id)
-            .where(
-                ContactAttemptItem.attempt_id == attempt.id,
+                ContactAttemptItem.attempt_id.in_([a.id for a in attempts]),
                 Installment.status.in_(_IN_COLLECTION),
             )
-            .limit(1)
         )
-        if still_open is None:
-            attempt.state = next_state(AttemptState(attempt.state), AttemptState.CANCELLED)
-            attempt.reason = reason
-            cancelled += 1
-    await session.flush()
-    return cancelled
+    )
+    return await _cancel_unless(session, attempts, still_asking, reason)
 
 
 _IN_COLLECTION = (InstallmentStatus.OPEN, InstallmentStatus.PARTIALLY_PAID)
@@ -166,16 +152,8 @@ async def cancel_agreement_reminders(
     """Cancel the agreement reminders not sent yet about these agreement installments that
     have nothing else left to ask for (paid, or their agreement ended); how many were
     cancelled."""
-    attempts = list(
-        await session.scalars(
-            select(ContactAttempt)
-            .join(ContactAttemptItem, ContactAttemptItem.attempt_id == ContactAttempt.id)
-            .where(
-                ContactAttemptItem.agreement_installment_id.in_(agreement_installment_ids),
-                ContactAttempt.state.in_(UNSENT),
-            )
-            .with_for_update(of=ContactAttempt)
-        )
+    attempts = await _unsent_about(
+        session, ContactAttemptItem.agreement_installment_id.in_(agreement_installment_ids)
     )
     if not attempts:
         return 0
@@ -194,8 +172,29 @@ async def cancel_agreement_reminders(
             )
         )
     )
+    return await _cancel_unless(session, attempts, still_asking, reason)
+
+
+async def _unsent_about(session: AsyncSession, items: ColumnElement[bool]) -> list[ContactAttempt]:
+    """The messages not sent yet with an item matching ``items``, locked, each once."""
+    rows = await session.scalars(
+        select(ContactAttempt)
+        .join(ContactAttemptItem, ContactAttemptItem.attempt_id == ContactAttempt.id)
+        .where(items, ContactAttempt.state.in_(UNSENT))
+        .with_for_update(of=ContactAttempt)
+    )
+    return list(dict.fromkeys(rows))
+
+
+async def _cancel_unless(
+    session: AsyncSession,
+    attempts: list[ContactAttempt],
+    still_asking: set[uuid.UUID],
+    reason: str,
+) -> int:
+    """Cancel ``attempts`` but those ``still_asking`` for something; how many were."""
     cancelled = 0
-    for attempt in dict.fromkeys(attempts):
+    for attempt in attempts:
         if attempt.id not in still_asking:
             attempt.state = next_state(AttemptState(attempt.state), AttemptState.CANCELLED)
             attempt.reason = reason
