@@ -79,6 +79,27 @@ def venv_bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
+def granian(factory: str, port: int) -> list[str]:
+    """The command serving the ASGI app ``factory`` (``module:function``) on ``port`` with
+    one granian worker, as ``quita serve`` does."""
+    return [
+        venv_bin("granian"),
+        "--interface",
+        "asgi",
+        "--factory",
+        factory,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-ws",
+        "--log-level",
+        "warning",
+    ]
+
+
 async def wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float) -> None:
     """Poll ``check`` until it holds (a server still starting may refuse connections)."""
     deadline = time.monotonic() + timeout

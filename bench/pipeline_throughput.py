@@ -49,7 +49,15 @@ import httpx
 import redis.asyncio as aioredis
 from sqlalchemy import text
 
-from bench.common import bench_settings, flush_redis, free_port, ratio_line, venv_bin, wait_for
+from bench.common import (
+    bench_settings,
+    flush_redis,
+    free_port,
+    granian,
+    ratio_line,
+    venv_bin,
+    wait_for,
+)
 from bench.planner_throughput import (
     ZONE,
     Portfolio,
@@ -550,24 +558,7 @@ async def _main(
 ) -> list[str]:
     base = f"http://127.0.0.1:{port}"
     await flush_redis(settings)
-    procs.start(
-        [
-            venv_bin("granian"),
-            "--interface",
-            "asgi",
-            "--factory",
-            "bench.pipeline_throughput:sandbox_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--no-ws",
-            "--log-level",
-            "warning",
-        ]
-    )
+    procs.start(granian("bench.pipeline_throughput:sandbox_app", port))
 
     async def sandbox_up() -> bool:
         async with httpx.AsyncClient(timeout=2) as client:

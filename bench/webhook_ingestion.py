@@ -41,7 +41,15 @@ import asyncpg
 import httpx
 from litestar import Request, post
 
-from bench.common import bench_settings, flush_redis, free_port, ratio_line, venv_bin, wait_for
+from bench.common import (
+    bench_settings,
+    flush_redis,
+    free_port,
+    granian,
+    ratio_line,
+    venv_bin,
+    wait_for,
+)
 from bench.pipeline_throughput import Processes
 from bench.planner_throughput import CUSTOMER_COLUMNS, create_retailers, drop_database
 from shared.config import Settings, libpq_dsn, redis_url_with_db
@@ -363,25 +371,6 @@ def _env(settings: Settings, port: int) -> dict[str, str]:
     }
 
 
-def _granian(port: int) -> list[str]:
-    return [
-        venv_bin("granian"),
-        "--interface",
-        "asgi",
-        "--factory",
-        "bench.webhook_ingestion:webhooks_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--no-ws",
-        "--log-level",
-        "warning",
-    ]
-
-
 async def _scalar(settings: Settings, sql: str, *args: Any) -> Any:
     conn = await asyncpg.connect(libpq_dsn(settings.admin_dsn))
     try:
@@ -502,7 +491,8 @@ async def _main(settings: Settings, procs: Processes, port: int) -> list[str]:
         settings, 1, phone_number_id=lambda n: PHONE_NUMBER_ID, waba_id=lambda n: WABA_ID
     )
     reminders = await sent_reminders(settings, retailer.id)
-    server = procs.start(_granian(port)).pid  # its own process group
+    # its own process group
+    server = procs.start(granian("bench.webhook_ingestion:webhooks_app", port)).pid
     meta = Meta(f"http://127.0.0.1:{port}")
     try:
 
