@@ -26,16 +26,10 @@ class PolicyIn(msgspec.Struct, forbid_unknown_fields=True):
     max_broken_agreements: int
 
 
-class PolicyOut(msgspec.Struct):
+class PolicyOut(PolicyIn):
+    """A version of the policy: the limits, and which version, by whom, when."""
+
     version: int
-    max_discount_fees_percent: Decimal
-    max_discount_principal_percent: Decimal
-    min_down_payment_percent: Decimal
-    max_installments: int
-    min_installment_amount: Decimal
-    monthly_interest_percent: Decimal
-    offer_validity_hours: int
-    max_broken_agreements: int
     created_by: str | None
     created_at: datetime | None
 
@@ -54,16 +48,10 @@ class LimitsIn(msgspec.Struct, forbid_unknown_fields=True):
     max_broken_agreements: int | None = None
 
 
-class LimitsOut(msgspec.Struct):
+class LimitsOut(LimitsIn, kw_only=True):
+    """A mandate's own limits (null: the policy's in force) and the limits in force."""
+
     mandate_id: uuid.UUID
-    max_discount_fees_percent: Decimal | None
-    max_discount_principal_percent: Decimal | None
-    min_down_payment_percent: Decimal | None
-    max_installments: int | None
-    min_installment_amount: Decimal | None
-    monthly_interest_percent: Decimal | None
-    offer_validity_hours: int | None
-    max_broken_agreements: int | None
     effective: dict[str, Any]  # the limits in force: the tighter of these and the policy
     policy_version: int
     updated_at: datetime | None
