@@ -14,6 +14,8 @@ and never counts it twice.  Partial and over-payments are ``record_payment``'s r
 naming an agreement's installment pays that instead (``negotiation.agreement_pay``).  A Pix
 whose txid names no installment of the retailer is kept, *ignored* with the reason, and listed
 by :func:`received` (``GET /v1/pix/received?unmatched=true``) for the retailer to apply by hand.
+A txid naming a reminder about several installments (its Pix carries the message's id) is split
+over them, oldest first.
 A devolução (refund) inside an item is journaled as its own event and ignored: nothing is
 reversed automatically.  The payer's free text and name are not copied out of the raw receipt;
 a payer document is kept masked.
@@ -38,13 +40,19 @@ from shared.brazil import InvalidValue
 from shared.brazil.documents import mask_document
 from shared.domains.audit.service import Actor
 from shared.domains.inbound.journal import EventIn, Outcome, handles
+from shared.domains.money.balance import balance_of, local_date
 from shared.domains.money.pixcodes import id_for_txid
 from shared.domains.negotiation import agreement_pay
 from shared.domains.portfolio import payments, schemas
 from shared.errors import AppError, FieldError
 from shared.models import (
     AgreementInstallment,
+    ContactAttempt,
+    ContactAttemptItem,
+    Customer,
     Installment,
+    InstallmentStatus,
+    Payment,
     WebhookEvent,
     WebhookEventState,
 )
@@ -241,6 +249,9 @@ async def on_pix(session: AsyncSession, event: WebhookEvent) -> Outcome:
         of_agreement = await agreement_pay.named_by_txid(session, tenant_id, payload["txid"])
         if of_agreement is not None:
             return await _pay_agreement(session, event, of_agreement, connection_id)
+        of_message = await _installments_of_message(session, tenant_id, payload["txid"])
+        if of_message:
+            return await _pay_message(session, event, of_message, connection_id)
     if isinstance(found, str):
         log.info("pix.unmatched", event_id=event.id, reason=found)
         return Outcome.ignored(found)
@@ -274,6 +285,82 @@ async def on_pix(session: AsyncSession, event: WebhookEvent) -> Outcome:
         status=str(inst.status),
     )
     return Outcome.done(f"payment {payment.id}: installment {inst.status}")
+
+
+async def _installments_of_message(
+    session: AsyncSession, tenant_id: uuid.UUID, txid: str
+) -> list[Installment]:
+    """The retailer's installments a reminder about several of them asked for, oldest first,
+    when ``txid`` names that message (its Pix carries the attempt's id)."""
+    ident = id_for_txid(txid)
+    if ident is None:
+        return []
+    return list(
+        await session.scalars(
+            select(Installment)
+            .join(ContactAttemptItem, ContactAttemptItem.installment_id == Installment.id)
+            .join(ContactAttempt, ContactAttempt.id == ContactAttemptItem.attempt_id)
+            .where(ContactAttempt.id == ident, ContactAttempt.tenant_id == tenant_id)
+            .order_by(Installment.due_date, Installment.external_id)
+        )
+    )
+
+
+async def _pay_message(
+    session: AsyncSession, event: WebhookEvent, owed: list[Installment], connection_id: str
+) -> Outcome:
+    """The Pix of a message about several installments: split over them oldest first, each
+    getting what it owed on the day of the Pix, the last one the rest (an overpayment stays
+    on it).  Each part is a payment of its own: the first keeps the endToEndId as external id,
+    the others add ``/2``, ``/3`` …; a redelivery finds the first and records nothing."""
+    payload = event.payload
+    e2e = str(payload["endToEndId"])
+    principal = _psp_principal(owed[0].tenant_id, connection_id)
+    recorded = await session.scalar(
+        select(Payment).where(Payment.tenant_id == owed[0].tenant_id, Payment.external_id == e2e)
+    )
+    if recorded is not None:
+        return Outcome.done(f"payment {recorded.id} (already recorded)")
+    paid_at = datetime.fromisoformat(str(payload["horario"]))
+    customer = await session.get_one(Customer, owed[0].customer_id)
+    paid_on = local_date(paid_at, customer)
+    left = Decimal(str(payload["valor"]))
+    parts: list[tuple[Installment, Decimal]] = []
+    for index, inst in enumerate(owed):
+        if index == len(owed) - 1:
+            share = left
+        elif inst.status in (InstallmentStatus.OPEN, InstallmentStatus.PARTIALLY_PAID):
+            share = min(left, (await balance_of(session, inst, customer, paid_on)).total)
+        else:
+            share = Decimal(0)
+        if share > 0:
+            parts.append((inst, share))
+            left -= share
+    notes: list[str] = []
+    try:
+        async with session.begin_nested():  # the whole Pix or none of it
+            for number, (inst, share) in enumerate(parts, start=1):
+                data = schemas.PaymentIn(
+                    external_id=e2e if number == 1 else f"{e2e}/{number}",
+                    amount=share,
+                    paid_at=paid_at,
+                    method="pix",
+                    installment_id=inst.id,
+                    txid=payload.get("txid"),
+                )
+                payment, applied_to, _ = await payments.record_payment(
+                    session,
+                    principal,
+                    data,
+                    Actor("provider", f"pix:{connection_id}"),
+                    source="pix_webhook",
+                )
+                notes.append(f"{payment.id}: installment {applied_to.status}")
+    except AppError as exc:  # a cancelled installment, a clashing external id …
+        log.info("pix.not_applied", event_id=event.id, code=exc.code)
+        return Outcome.ignored(f"not applied: {exc.detail}")
+    log.info("pix.applied_to_message", event_id=event.id, parts=len(parts))
+    return Outcome.done("payments " + "; ".join(notes))
 
 
 async def _pay_agreement(

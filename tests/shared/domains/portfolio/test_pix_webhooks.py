@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given
@@ -18,7 +19,7 @@ from shared.config import Settings
 from shared.domains.inbound import journal
 from shared.domains.money.pixcodes import txid_for
 from shared.domains.portfolio import pix_webhooks
-from shared.models import Installment, Payment, WebhookEvent
+from shared.models import ContactAttempt, ContactAttemptItem, Installment, Payment, WebhookEvent
 from shared.models.pix_connection import PixConnection
 from shared.tenancy import SYSTEM, tenant_scope, use_scope
 from tests.support.identity import Identities
@@ -216,3 +217,68 @@ async def test_any_split_of_the_amount_into_pix_sums_exactly_in_amount_paid(
     assert inst.amount_paid == total and inst.status == "paid"
     paid = list(await session.scalars(select(Payment).where(Payment.installment_id == inst.id)))
     assert len(paid) == len(parts) and sum(p.overpaid for p in paid) == 0
+
+
+async def _message_about(
+    session: AsyncSession, shop_id: uuid.UUID, *installments: Installment
+) -> uuid.UUID:
+    """A reminder about several installments: its Pix carries the message's id."""
+    await use_scope(session, tenant_scope(shop_id))
+    attempt = ContactAttempt(
+        id=uuid.uuid4(),
+        tenant_id=shop_id,
+        customer_id=installments[0].customer_id,
+        kind="manual",
+        channel="whatsapp",
+        contact_day=date.today(),
+        planned_for=datetime.now(UTC),
+    )
+    session.add(attempt)
+    await session.flush()
+    session.add_all(
+        ContactAttemptItem(attempt_id=attempt.id, installment_id=i.id, tenant_id=shop_id)
+        for i in installments
+    )
+    await session.flush()
+    await use_scope(session, SYSTEM)
+    return attempt.id
+
+
+async def test_the_pix_of_a_message_about_several_installments_pays_them_oldest_first(
+    session: AsyncSession, ids: Identities, settings: Settings
+) -> None:
+    shop = await retailer(session, ids, "Loja Várias")
+    first = await installment(session, ids, shop, "P-1", "100.00")
+    second = await installment(session, ids, shop, "P-2", "150.00")
+    conn, _ = await connection(session, settings, shop)
+    message = await _message_about(session, shop.id, second, first)
+    item = pix_item(txid_for(message), "260.00")
+
+    await _post(session, conn, item)
+    await _post(session, conn, item)  # the PSP delivers it again
+
+    first, second = await _reload(session, first), await _reload(session, second)
+    assert (first.status, first.amount_paid) == ("paid", Decimal("100.00"))
+    assert (second.status, second.amount_paid) == ("paid", Decimal("150.00"))
+    payments = list(await session.scalars(select(Payment).order_by(Payment.external_id)))
+    assert [(p.external_id, p.amount, p.overpaid) for p in payments] == [
+        (item["endToEndId"], Decimal("100.00"), Decimal("0.00")),
+        (f"{item['endToEndId']}/2", Decimal("160.00"), Decimal("10.00")),
+    ]
+    assert [e.state for e in await _events(session)] == ["processed"]
+
+
+async def test_a_short_pix_of_such_a_message_pays_the_oldest_and_leaves_the_rest(
+    session: AsyncSession, ids: Identities, settings: Settings
+) -> None:
+    shop = await retailer(session, ids, "Loja Curta")
+    first = await installment(session, ids, shop, "P-1", "100.00")
+    second = await installment(session, ids, shop, "P-2", "150.00")
+    conn, _ = await connection(session, settings, shop)
+    message = await _message_about(session, shop.id, first, second)
+
+    await _post(session, conn, pix_item(txid_for(message), "130.00"))
+
+    first, second = await _reload(session, first), await _reload(session, second)
+    assert (first.status, first.amount_paid) == ("paid", Decimal("100.00"))
+    assert (second.status, second.amount_paid) == ("partially_paid", Decimal("30.00"))
