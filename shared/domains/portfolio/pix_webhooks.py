@@ -14,8 +14,8 @@ and never counts it twice.  Partial and over-payments are ``record_payment``'s r
 naming an agreement's installment pays that instead (``negotiation.agreement_pay``).  A Pix
 whose txid names no installment of the retailer is kept, *ignored* with the reason, and listed
 by :func:`received` (``GET /v1/pix/received?unmatched=true``) for the retailer to apply by hand.
-A txid naming a reminder about several installments (its Pix carries the message's id) is split
-over them, oldest first.
+A txid naming a message about several installments (a reminder, a second copy in the chat) is
+split over them, oldest first.
 A devolução (refund) inside an item is journaled as its own event and ignored: nothing is
 reversed automatically.  The payer's free text and name are not copied out of the raw receipt;
 a payer document is kept masked.
@@ -49,6 +49,7 @@ from shared.models import (
     AgreementInstallment,
     ContactAttempt,
     ContactAttemptItem,
+    ConversationMessage,
     Customer,
     Installment,
     InstallmentStatus,
@@ -290,17 +291,36 @@ async def on_pix(session: AsyncSession, event: WebhookEvent) -> Outcome:
 async def _installments_of_message(
     session: AsyncSession, tenant_id: uuid.UUID, txid: str
 ) -> list[Installment]:
-    """The retailer's installments a reminder about several of them asked for, oldest first,
-    when ``txid`` names that message (its Pix carries the attempt's id)."""
+    """The retailer's installments a message about several of them asked for, oldest first,
+    when ``txid`` names that message: a reminder (its Pix carries the attempt's id) or a second
+    copy in the chat (it carries the id of the debtor's message it answered, and the reply
+    keeps the amounts it quoted)."""
     ident = id_for_txid(txid)
     if ident is None:
+        return []
+    ids = list(
+        await session.scalars(
+            select(ContactAttemptItem.installment_id)
+            .join(ContactAttempt, ContactAttempt.id == ContactAttemptItem.attempt_id)
+            .where(ContactAttempt.id == ident, ContactAttempt.tenant_id == tenant_id)
+        )
+    )
+    if not ids:
+        asked = await session.get(ConversationMessage, ident)
+        if asked is not None and asked.tenant_id == tenant_id:
+            for details in await session.scalars(
+                select(ConversationMessage.details).where(
+                    ConversationMessage.conversation_id == asked.conversation_id,
+                    ConversationMessage.details["amounts"]["pix_txid"].astext == txid,
+                )
+            ):
+                ids = [uuid.UUID(i["id"]) for i in details["amounts"].get("installments", [])]
+    if not ids:
         return []
     return list(
         await session.scalars(
             select(Installment)
-            .join(ContactAttemptItem, ContactAttemptItem.installment_id == Installment.id)
-            .join(ContactAttempt, ContactAttempt.id == ContactAttemptItem.attempt_id)
-            .where(ContactAttempt.id == ident, ContactAttempt.tenant_id == tenant_id)
+            .where(Installment.id.in_(ids), Installment.tenant_id == tenant_id)
             .order_by(Installment.due_date, Installment.external_id)
         )
     )

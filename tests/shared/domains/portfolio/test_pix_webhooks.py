@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given
@@ -17,9 +17,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import Settings
 from shared.domains.inbound import journal
+from shared.domains.inbound.actions import second_copy_text
 from shared.domains.money.pixcodes import txid_for
 from shared.domains.portfolio import pix_webhooks
-from shared.models import ContactAttempt, ContactAttemptItem, Installment, Payment, WebhookEvent
+from shared.models import (
+    ContactAttempt,
+    ContactAttemptItem,
+    Conversation,
+    ConversationMessage,
+    Customer,
+    Installment,
+    Payment,
+    WebhookEvent,
+)
 from shared.models.pix_connection import PixConnection
 from shared.tenancy import SYSTEM, tenant_scope, use_scope
 from tests.support.identity import Identities
@@ -282,3 +292,50 @@ async def test_a_short_pix_of_such_a_message_pays_the_oldest_and_leaves_the_rest
     first, second = await _reload(session, first), await _reload(session, second)
     assert (first.status, first.amount_paid) == ("paid", Decimal("100.00"))
     assert (second.status, second.amount_paid) == ("partially_paid", Decimal("30.00"))
+
+
+async def test_the_pix_of_a_second_copy_in_the_chat_pays_the_installments_it_listed(
+    session: AsyncSession, ids: Identities, settings: Settings
+) -> None:
+    shop = await retailer(session, ids, "Loja Segunda Via")
+    first = await installment(session, ids, shop, "P-1", "80.00")
+    second = await installment(session, ids, shop, "P-2", "120.00")
+    conn, _ = await connection(session, settings, shop)
+    await use_scope(session, tenant_scope(shop.id))
+    customer = await session.get_one(Customer, first.customer_id)
+    chat = Conversation(tenant_id=shop.id, customer_id=customer.id)
+    session.add(chat)
+    await session.flush()
+    asked = ConversationMessage(
+        tenant_id=shop.id,
+        conversation_id=chat.id,
+        direction="in",
+        kind="text",
+        text="segunda via",
+        provider_message_id="wamid.SEGUNDAVIA",
+        occurred_at=datetime.now(UTC),
+    )
+    session.add(asked)
+    await session.flush()
+    # two days before they fall due, both are what a second copy lists
+    text, amounts = await second_copy_text(
+        session, customer, date.today() + timedelta(days=8), asked.id
+    )
+    assert amounts is not None and "R$\xa0200,00" in text
+    session.add(
+        ConversationMessage(
+            tenant_id=shop.id,
+            conversation_id=chat.id,
+            direction="out",
+            kind="text",
+            text=text,
+            details={"amounts": amounts},
+            occurred_at=datetime.now(UTC),
+        )
+    )
+    await session.flush()
+
+    await _post(session, conn, pix_item(str(amounts["pix_txid"]), "200.00"))
+
+    first, second = await _reload(session, first), await _reload(session, second)
+    assert (first.status, second.status) == ("paid", "paid")
