@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     sandbox_smtp_host: str = "127.0.0.1"
     sandbox_smtp_port: int | None = None
     public_base_url: str | None = None
+    # The payment page debtors open from a message (``/pagar/<token>``, served by the api):
+    # its public origin (default: public_base_url, else the api's), and how long a message's
+    # link stays open.
+    pay_url: str | None = None
+    pay_link_days: int = 7
     # Pix PSP webhooks behind a mutual-TLS proxy: the header carrying the client certificate's
     # subject, read only when the proxy is trusted to set it (and strip it from clients)
     pix_client_cert_header: str = "X-SSL-Client-S-DN"
@@ -182,6 +187,10 @@ class Settings(BaseSettings):
     def webhooks_url(self) -> str:
         """Where providers reach the webhooks service (the public URL in production)."""
         return (self.public_base_url or self.base_url("webhooks")).rstrip("/")
+
+    @property
+    def pay_base_url(self) -> str:
+        return (self.pay_url or self.public_base_url or self.base_url("api")).rstrip("/")
 
     def base_url(self, service: str) -> str:
         port = {"api": self.api_port, "webhooks": self.webhooks_port, "sandbox": self.sandbox_port}

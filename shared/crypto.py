@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import re
 from collections.abc import Sequence
@@ -129,6 +131,20 @@ def reencrypt(token: str, *, context: str) -> str:
     return _default_keyring().reencrypt(token, context=context)
 
 
+def mac_keys(purpose: str) -> list[bytes]:
+    """Keys for authenticating (not encrypting) what Quita hands out for ``purpose`` — e.g. the
+    payment links — derived from each configured key (HMAC-SHA256 of the purpose), the active
+    key's first: a rotation keeps links signed under the previous key valid until it is
+    dropped."""
+    return list(_mac_keys_for(get_settings().secret_keys.get_secret_value(), purpose))
+
+
+@lru_cache(maxsize=16)
+def _mac_keys_for(spec: str, purpose: str) -> tuple[bytes, ...]:
+    label = f"quita:{VERSION}:mac:{purpose}".encode()
+    return tuple(hmac.new(key, label, hashlib.sha256).digest() for _, key in parse_keys(spec))
+
+
 def _default_keyring() -> Keyring:
     return _keyring_for(get_settings().secret_keys.get_secret_value())
 
@@ -171,6 +187,7 @@ __all__ = [
     "Keyring",
     "decrypt",
     "encrypt",
+    "mac_keys",
     "needs_rotation",
     "parse_keys",
     "reencrypt",

@@ -27,6 +27,7 @@ from services.api.controllers.pix import PIX_CONTROLLERS
 from services.api.controllers.portfolio import PORTFOLIO_CONTROLLERS
 from services.api.controllers.templates import TEMPLATE_CONTROLLERS
 from services.api.controllers.webhook_endpoints import WEBHOOK_ENDPOINT_CONTROLLERS
+from services.api.pay.routes import PAY_ROUTES
 from services.common.app import build_service
 from shared.config import Environment, Settings, get_settings
 from shared.db import SessionMaker
@@ -72,6 +73,7 @@ def create_app(
             *PIX_CONTROLLERS,
             *WEBHOOK_ENDPOINT_CONTROLLERS,
             AdminController,
+            *PAY_ROUTES,
             *extra_routes,
         ],
         max_body_bytes=settings.api_max_body_bytes,

@@ -42,7 +42,9 @@ class AuditEvent(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     tenant_id: Mapped[uuid.UUID | None]
-    actor_type: Mapped[str] = mapped_column(String(16))  # user | client | system | provider
+    actor_type: Mapped[str] = mapped_column(
+        String(16)
+    )  # user | client | system | provider | debtor
     actor_id: Mapped[str | None] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
     subject_type: Mapped[str | None] = mapped_column(String(32))

@@ -189,6 +189,11 @@ class ContactAttempt(UUIDPrimaryKey, Timestamps, Base):
             postgresql_where=text("provider_message_id IS NOT NULL"),
         ),
         Index("ix_contact_attempts_campaign", "tenant_id", "campaign_id"),
+        Index(
+            "ix_contact_attempts_offer",
+            "offer_id",
+            postgresql_where=text("offer_id IS NOT NULL"),
+        ),
         # the sweeper's proof that statuses flow for a channel (``collections.tasks``)
         Index(
             "ix_contact_attempts_channel_delivered",
@@ -211,6 +216,8 @@ class ContactAttempt(UUIDPrimaryKey, Timestamps, Base):
     campaign_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("campaigns.id", ondelete="SET NULL")
     )
+    # an offer sent as a template outside the window: its link opens the offer's options
+    offer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("offers.id", ondelete="SET NULL"))
     offset_days: Mapped[int | None] = mapped_column(SmallInteger)
     template_name: Mapped[str | None] = mapped_column(String(512))
     channel: Mapped[str] = mapped_column(String(16))

@@ -822,3 +822,42 @@ async def test_another_retailers_conversation_is_not_found(shop: Shop, ids: Iden
 
     assert listed.json()["items"] == []
     assert [a.status_code for a in answers] == [404] * 7
+
+
+# --- an operator sends an offer --------------------------------------------------------------
+
+
+async def test_an_offer_goes_as_a_list_inside_the_window_and_as_its_template_outside(
+    shop: Shop,
+) -> None:
+    await shop.whatsapp()
+    overdue_day = (_now().astimezone(SP) - timedelta(days=20)).date().isoformat()
+    maria = await shop.customer("C-1", "+5511987654321")
+    await shop.installment("P-1", "C-1", overdue_day, "300.00")
+    joao = await shop.customer("C-2", "+5511987650002")
+    await shop.installment("P-2", "C-2", overdue_day, "300.00")
+    chatting = await shop.wrote(maria, "quero negociar")
+    await shop.wrote(joao, "oi", ago=timedelta(hours=30), wa_id="5511987650002")
+
+    to_maria = (await shop.call("POST", "/v1/customers/C-1/offers")).json()
+    in_chat = await shop.call("POST", f"/v1/offers/{to_maria['id']}/send")
+    assert in_chat.status_code == 202, in_chat.text
+    assert in_chat.json()["via"] == "list" and in_chat.json()["attempt"] is None
+    detail = (await shop.call("GET", f"/v1/conversations/{chatting}")).json()
+    (listed,) = [
+        e for e in detail["timeline"] if e["type"] == "message" and e["direction"] == "out"
+    ]
+    assert listed["id"] == in_chat.json()["message_id"]
+    assert "Temos opções para você quitar" in listed["text"]
+
+    to_joao = (await shop.call("POST", "/v1/customers/C-2/offers")).json()
+    outside = await shop.call("POST", f"/v1/offers/{to_joao['id']}/send")
+    again = await shop.call("POST", f"/v1/offers/{to_joao['id']}/send")
+    assert outside.status_code == 202, outside.text
+    body = outside.json()
+    assert body["via"] == "template" and "/pagar/" in body["link"]
+    attempt = body["attempt"]
+    assert (attempt["template_name"], attempt["state"]) == ("quita_oferta_v1", "queued"), attempt
+    assert [i["installment_external_id"] for i in attempt["items"]] == ["P-2"]
+    assert again.json()["attempt"]["id"] == attempt["id"]  # once per offer
+    assert [e.data["via"] for e in await shop.audit("offer.sent")] == ["list", "template"]

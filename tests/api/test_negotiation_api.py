@@ -330,3 +330,20 @@ async def test_another_retailer_cannot_see_an_offer(
 
     assert (await other.call("GET", f"/v1/offers/{offer['id']}")).status_code == 404
     assert (await other.call("POST", "/v1/customers/C-1/offers")).status_code == 404
+
+
+# --- sending an offer ---------------------------------------------------------------------------
+
+
+async def test_an_accepted_or_foreign_offer_is_not_sent(
+    ids: Identities, api: httpx.AsyncClient, shop: tuple[Party, Caller]
+) -> None:
+    _, owner = shop
+    offer = (await owner.call("POST", "/v1/customers/C-1/offers")).json()
+    other = Caller(api, await ids.token(await ids.party("Outra Loja Envio")))
+    assert (await other.call("POST", f"/v1/offers/{offer['id']}/send")).status_code == 404
+
+    r = await owner.call("POST", f"/v1/offers/{offer['id']}/accept", {"option_id": "pay_today"})
+    assert r.status_code in (200, 201), r.text
+    refused = await owner.call("POST", f"/v1/offers/{offer['id']}/send")
+    assert refused.status_code == 409 and refused.json()["code"] == "offer_already_accepted"

@@ -8,11 +8,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 import pytest_asyncio
+import redis.asyncio as aioredis
 
 from services.sandbox.app import create_app
 from services.sandbox.state import SandboxState
+from shared.config import Settings
+from shared.db import SessionMaker
 from tests.sandbox.receiver import Receiver
 from tests.sandbox.support import BODY, WABA_ID, register
+from tests.support.pix_world import World, open_world
 
 Client = Callable[..., Awaitable[httpx.AsyncClient]]
 
@@ -50,3 +54,12 @@ async def sandbox(
     )
     assert response.status_code == 200
     return client
+
+
+@pytest_asyncio.fixture
+async def world(
+    committed: SessionMaker, settings: Settings, redis: aioredis.Redis
+) -> AsyncIterator[World]:
+    """The api, the sandbox and the webhooks service (a real port) for Pix tests."""
+    async with open_world(committed, settings, redis) as opened:
+        yield opened

@@ -6,120 +6,22 @@ installment is settled and its pending reminder cancelled."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
-import pytest
-import redis.asyncio as aioredis
 from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
-from services.api.app import create_app as api_app
-from services.sandbox.app import create_app as sandbox_app
 from shared.config import Settings
-from shared.db import SessionMaker
 from shared.domains.portfolio import pix_connections
 from shared.models import ContactAttempt, ContactAttemptItem, WebhookReceipt
 from shared.tenancy import SYSTEM, tenant_scope, use_scope
-from tests.conftest import run_lifespan
 from tests.sandbox.receiver import Receiver
-from tests.support.identity import Identities, bearer
 from tests.support.jobs import drain
-from tests.support.pix import hooks_app
-from tests.support.serve import serve
+from tests.support.pix_world import CNPJ_KEY, Shop, World, pix_shop
 
-CNPJ_KEY = "11222333000181"
 EVP_KEY = "123e4567-e89b-42d3-a456-426614174000"
-
-
-class World:
-    def __init__(
-        self,
-        api: httpx.AsyncClient,
-        sandbox: httpx.AsyncClient,
-        hooks_url: str,
-        maker: SessionMaker,
-    ) -> None:
-        self.api, self.sandbox, self.hooks_url, self.maker = api, sandbox, hooks_url, maker
-
-
-class Shop:
-    """A retailer as its staff uses the API: owner token, Pix key, one customer."""
-
-    def __init__(self, world: World, tenant_id: uuid.UUID, token: str) -> None:
-        self.world, self.tenant_id, self.headers = world, tenant_id, bearer(token)
-
-    async def call(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        return await self.world.api.request(method, path, headers=self.headers, **kw)
-
-    async def installment(self, ext: str, principal: str) -> dict[str, Any]:
-        due = (date.today() + timedelta(days=10)).isoformat()
-        r = await self.call(
-            "PUT",
-            f"/v1/installments/{ext}",
-            json={"customer_external_id": "C-1", "principal": principal, "due_date": due},
-        )
-        assert r.status_code == 201, r.text
-        return dict(r.json())
-
-    async def connect_psp(self, key: str, **extra: Any) -> str:
-        """Create the connection and register its URL in the sandbox PSP for ``key``."""
-        r = await self.call("POST", "/v1/pix/connections", json={"name": "PSP", "psp": "Sandbox"})
-        assert r.status_code == 201, r.text
-        url = self.world.hooks_url + urlsplit(r.json()["webhook_url"]).path
-        box = await self.world.sandbox.post(
-            "/_sandbox/pix/connections",
-            json={"key": key, "webhook_url": url, "retry_base_ms": 5, **extra},
-        )
-        assert box.status_code == 201, box.text
-        return url
-
-    async def code(self, installment_id: str) -> str:
-        r = await self.call("GET", f"/v1/installments/{installment_id}/pix")
-        assert r.status_code == 200, r.text
-        return str(r.json()["payload"])
-
-
-@pytest.fixture
-async def world(
-    committed: SessionMaker, settings: Settings, redis: aioredis.Redis
-) -> AsyncIterator[World]:
-    async with AsyncExitStack() as stack:
-        hooks = hooks_app(settings, sessionmaker=committed, redis=redis)
-        await stack.enter_async_context(run_lifespan(hooks))
-        hooks_url = await stack.enter_async_context(serve(hooks))
-        api = api_app(settings, sessionmaker=committed, redis=redis)
-        await stack.enter_async_context(run_lifespan(api))
-        box = sandbox_app(settings, sessionmaker=committed, redis=redis)
-        await stack.enter_async_context(run_lifespan(box))
-        sandbox = await stack.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=box), base_url="http://sandbox")
-        )
-        api_client = await stack.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://api")
-        )
-        yield World(api_client, sandbox, hooks_url, committed)
-
-
-async def _shop(world: World, settings: Settings, name: str, key: str) -> Shop:
-    async with world.maker() as session:
-        ids = Identities(session, settings)
-        party = await ids.party(name)
-        token = await ids.token(party)
-        await session.commit()
-    shop = Shop(world, party.tenant.id, token)
-    r = await shop.call(
-        "PUT", "/v1/settings/pix", json={"key": key, "merchant_name": name, "city": "Recife"}
-    )
-    assert r.status_code == 200, r.text
-    r = await shop.call("PUT", "/v1/customers/C-1", json={"name": "Cliente Teste", "state": "PE"})
-    assert r.status_code == 201, r.text
-    return shop
 
 
 async def _planned_reminder(world: World, shop: Shop, installment: dict[str, Any]) -> uuid.UUID:
@@ -163,7 +65,7 @@ async def _receipts(world: World) -> int:
 async def test_a_pix_paid_in_the_sandbox_settles_the_installment_and_cancels_its_reminder(
     world: World, settings: Settings
 ) -> None:
-    shop = await _shop(world, settings, "Loja Pix Ponta", CNPJ_KEY)
+    shop = await pix_shop(world, settings, "Loja Pix Ponta", CNPJ_KEY)
     inst = await shop.installment("P-1", "250.00")
     await shop.connect_psp(CNPJ_KEY)
     reminder = await _planned_reminder(world, shop, inst)
@@ -208,7 +110,7 @@ async def test_the_retailers_system_hears_the_settlement_signed_per_standard_web
     receiver = Receiver()
     await receiver.start()
     try:
-        shop = await _shop(world, settings, "Loja Pix Aviso", CNPJ_KEY)
+        shop = await pix_shop(world, settings, "Loja Pix Aviso", CNPJ_KEY)
         inst = await shop.installment("P-1", "250.00")
         await shop.connect_psp(CNPJ_KEY)
         created = await shop.call(
@@ -236,7 +138,7 @@ async def test_the_retailers_system_hears_the_settlement_signed_per_standard_web
 
 
 async def test_the_same_webhook_twice_records_one_payment(world: World, settings: Settings) -> None:
-    shop = await _shop(world, settings, "Loja Pix Duas Vezes", CNPJ_KEY)
+    shop = await pix_shop(world, settings, "Loja Pix Duas Vezes", CNPJ_KEY)
     inst = await shop.installment("P-1", "99.90")
     await shop.connect_psp(CNPJ_KEY)
 
@@ -255,7 +157,7 @@ async def test_the_same_webhook_twice_records_one_payment(world: World, settings
 
 
 async def test_a_partial_pix_leaves_the_rest_to_pay(world: World, settings: Settings) -> None:
-    shop = await _shop(world, settings, "Loja Pix Parcial", CNPJ_KEY)
+    shop = await pix_shop(world, settings, "Loja Pix Parcial", CNPJ_KEY)
     inst = await shop.installment("P-1", "250.00")
     await shop.connect_psp(CNPJ_KEY)
 
@@ -277,7 +179,7 @@ async def test_a_partial_pix_leaves_the_rest_to_pay(world: World, settings: Sett
 async def test_an_unknown_token_is_refused_and_the_psp_retries_then_gives_up(
     world: World, settings: Settings
 ) -> None:
-    shop = await _shop(world, settings, "Loja Pix Token", CNPJ_KEY)
+    shop = await pix_shop(world, settings, "Loja Pix Token", CNPJ_KEY)
     inst = await shop.installment("P-1", "10.00")
     await world.sandbox.post(
         "/_sandbox/pix/connections",
@@ -302,8 +204,8 @@ async def test_an_unknown_token_is_refused_and_the_psp_retries_then_gives_up(
 async def test_another_retailers_code_sent_to_my_url_pays_nobody_and_shows_as_unmatched(
     world: World, settings: Settings
 ) -> None:
-    mine = await _shop(world, settings, "Loja Pix Minha", CNPJ_KEY)
-    theirs = await _shop(world, settings, "Loja Pix Alheia", EVP_KEY)
+    mine = await pix_shop(world, settings, "Loja Pix Minha", CNPJ_KEY)
+    theirs = await pix_shop(world, settings, "Loja Pix Alheia", EVP_KEY)
     their_inst = await theirs.installment("P-9", "75.00")
     my_url = await mine.connect_psp(CNPJ_KEY)
     # a PSP misconfigured to post the other retailer's key to my webhook URL

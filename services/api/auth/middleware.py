@@ -20,7 +20,7 @@ from shared.domains.identity import tokens
 from shared.domains.identity.principals import principal_for
 
 _LEEWAY_S = 30
-PUBLIC_PREFIXES = ("/health", "/ready", "/schema", "/oauth", "/.well-known")
+PUBLIC_PREFIXES = ("/health", "/ready", "/schema", "/oauth", "/.well-known", "/pagar/")
 
 
 def _unauthorized(detail: str, error: str = "invalid_token") -> NotAuthorizedException:

@@ -13,11 +13,14 @@ from litestar.params import FromPath, JSONBody, PathParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth.guards import principal_of, requires
+from shared import clock
 from shared.domains.audit.service import Actor
-from shared.domains.negotiation import schemas, service
+from shared.domains.collections import reports
+from shared.domains.negotiation import offer_send, schemas, service
 from shared.domains.negotiation.offers import Terms
+from shared.domains.paypage import links
 from shared.domains.portfolio.scoping import writer_tenant
-from shared.models import Role
+from shared.models import Customer, Role
 from shared.tenancy import Principal, Scopes
 
 MANAGERS = (Role.OWNER, Role.ADMIN)
@@ -185,6 +188,38 @@ class OfferController(Controller):
         offer_id: FromPath[uuid.UUID],
     ) -> schemas.OfferOut:
         return service.offer_out(await service.get_offer(db, _me(request), offer_id))
+
+    @post(
+        "/offers/{offer_id:uuid}/send",
+        summary="Send an offer to the debtor: the list in the chat, else the offer template",
+        description="Inside the debtor's 24-hour WhatsApp window: a list, one row per option; "
+        "a tap makes the agreement and the chat confirms it with the Pix. Outside it: the "
+        "retailer's template `quita_oferta_v1`, under the régua's governance (contact hours, "
+        "caps, opt-outs), whose link opens the payment page with the options. Once per offer: "
+        "sending again answers what was sent. 409 offer_already_accepted, offer_expired, "
+        "offer_stale (its installments are no longer owed). An agency sends only offers made "
+        "under its mandates (404 otherwise). Audited.",
+        guards=[NEGOTIATE],
+        status_code=202,
+    )
+    async def send_offer(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        offer_id: FromPath[uuid.UUID],
+    ) -> schemas.OfferSentOut:
+        sent = await offer_send.send(db, _me(request), offer_id, clock.now())
+        attempt = None
+        if sent.attempt is not None:
+            customer = await db.get_one(Customer, sent.offer.customer_id)
+            attempt = await reports.attempt_detail(db, sent.attempt, customer.external_id)
+        return schemas.OfferSentOut(
+            offer_id=sent.offer.id,
+            via=sent.via,
+            link=links.for_offer(sent.offer.id, sent.offer.expires_at),
+            message_id=sent.message.id if sent.message else None,
+            attempt=attempt,
+        )
 
 
 NEGOTIATION_CONTROLLERS = [NegotiationSettingsController, MandateLimitsController, OfferController]

@@ -21,9 +21,10 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who an audit event names: a user, an API client, the platform, the CLI or a provider."""
+    """Who an audit event names: a user, an API client, the platform, the CLI, a provider or
+    the debtor (on the payment page)."""
 
-    type: str  # user | client | system | cli | provider
+    type: str  # user | client | system | cli | provider | debtor
     id: str | None
 
     @classmethod

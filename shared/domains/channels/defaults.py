@@ -259,4 +259,27 @@ BROKEN_PROMISE = DefaultTemplate(
     subject="O pagamento combinado da parcela {{parcela}}",
 )
 
-DEFAULTS: tuple[DefaultTemplate, ...] = REGUA_DEFAULTS + AGREEMENT_DEFAULTS + (BROKEN_PROMISE,)
+# An offer an operator sends outside the 24-hour window (``POST /v1/offers/{id}/send``): the
+# link opens the payment page with the offer's options, each with a button to choose it.
+OFFER = DefaultTemplate(
+    key="oferta",
+    name="quita_oferta_v1",
+    header="Opções para você",
+    body=(
+        "Olá, {{primeiro_nome}}. Aqui é da {{empresa}}.\n"
+        "Preparamos opções para você quitar {{valor_total}} em atraso, à vista ou parcelado.\n"
+        "Veja as condições e escolha a sua pelo link {{link_pagamento}} .\n"
+        "As condições valem por tempo limitado. Se preferir, toque em Quero negociar ou "
+        "responda esta mensagem.\n"
+        f"{CREDITOR}"
+    ),
+    sms=(
+        "{{empresa}}: {{primeiro_nome}}, temos opções para quitar {{valor_total}} em atraso. "
+        "Escolha a sua: {{link_pagamento}} SAIR para parar."
+    ),
+    subject="Opções para quitar o que está em atraso",
+)
+
+DEFAULTS: tuple[DefaultTemplate, ...] = (
+    REGUA_DEFAULTS + AGREEMENT_DEFAULTS + (BROKEN_PROMISE, OFFER)
+)

@@ -63,11 +63,13 @@ async def compose(
     txid_of: uuid.UUID,
     versions: Sequence[FeeRuleVersion],
     pix_settings: PixSettings | None,
+    link: str,
 ) -> Content:
     """The values of a message about ``installments`` (oldest first) on the debtor's ``today``;
     ``txid_of`` names the Pix charge (the installment, or the attempt when several).  The
     tenant's fee-rule ``versions`` and ``pix_settings`` come from the caller (a send batch
-    reads them once)."""
+    reads them once); ``link`` is the message's payment page (``paypage.links``), unless the
+    retailer gave the installment a payment URL of its own."""
     installments = sorted(installments, key=lambda i: (i.due_date, i.external_id))
     balances: list[tuple[Installment, Balance]] = [
         (inst, await balance_of(session, inst, customer, today, versions=versions))
@@ -94,7 +96,7 @@ async def compose(
         "valor_total": format_brl(sums["total"]),
         "itens": "; ".join(f"parcela {label(i)} ({format_brl(b.total)})" for i, b in balances),
         "pix_copia_e_cola": pix or "",
-        "link_pagamento": lead.payment_url or "",
+        "link_pagamento": lead.payment_url or link,
     }
     amounts = {
         "as_of": today.isoformat(),
@@ -134,6 +136,7 @@ def compose_agreement(
     today: date,
     *,
     pix_settings: PixSettings | None,
+    link: str,
 ) -> Content:
     """The values of a reminder about agreement installments on the debtor's ``today``: what is
     still due on the first to fall due — the agreement's terms are fixed, so no fees, no
@@ -159,7 +162,7 @@ def compose_agreement(
         "valor_total": format_brl(due),
         "itens": "; ".join(f"parcela {i.label} do acordo ({format_brl(i.due)})" for i in items),
         "pix_copia_e_cola": pix or "",
-        "link_pagamento": "",
+        "link_pagamento": link,
     }
     amounts = {
         "as_of": today.isoformat(),

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -703,12 +703,15 @@ async def remind(
     now: datetime,
     *,
     template_key: str | None = None,
+    installment_ids: Sequence[uuid.UUID] | None = None,
+    offer_id: uuid.UUID | None = None,
 ) -> ContactAttempt:
     """A message now (``kind = manual``) about every open installment of the customer that is
-    overdue or due within three days, with the same governance and amounts as the régua's: the
-    template of the régua step the oldest of them has reached — or the retailer's template of
-    ``template_key`` when it has one (a broken promise's) — the same channels, caps, window.
-    It does not use up any régua step.  The caller commits."""
+    overdue or due within three days (of ``installment_ids``, when given), with the same
+    governance and amounts as the régua's: the template of the régua step the oldest of them
+    has reached — or the retailer's template of ``template_key`` when it has one (a broken
+    promise's, an offer's) — the same channels, caps, window.  An ``offer_id`` makes its link
+    open that offer's options.  It does not use up any régua step.  The caller commits."""
     tenant = await session.get(Tenant, tenant_id)
     settings = await session.get(CollectionSettings, tenant_id)
     if tenant is None or settings is None:
@@ -721,9 +724,15 @@ async def remind(
                    FROM installments i
                    WHERE i.tenant_id = :t AND i.customer_id = :c
                      AND i.status IN ('open', 'partially_paid') AND i.due_date <= :until
+                     AND (CAST(:only AS uuid[]) IS NULL OR i.id = ANY(CAST(:only AS uuid[])))
                    ORDER BY i.due_date"""
             ),
-            {"t": tenant_id, "c": customer_id, "until": today + timedelta(days=REMIND_AHEAD_DAYS)},
+            {
+                "t": tenant_id,
+                "c": customer_id,
+                "until": today + timedelta(days=REMIND_AHEAD_DAYS),
+                "only": list(installment_ids) if installment_ids is not None else None,
+            },
         )
     )
     if not rows:
@@ -760,6 +769,7 @@ async def remind(
     message = decided[-1].attempt
     found = await session.get(ContactAttempt, message["id"])
     assert found is not None
+    found.offer_id = offer_id
     return found
 
 

@@ -55,6 +55,7 @@ from shared.domains.collections.planner import SEND_BATCH_SIZE, phone_block_reas
 from shared.domains.collections.window import place_of
 from shared.domains.inbound import sms as sms_webhooks
 from shared.domains.money import rules
+from shared.domains.paypage import links as paylinks
 from shared.integrations.errors import ProviderError
 from shared.models import (
     AttemptState,
@@ -69,6 +70,7 @@ from shared.models import (
     FeeRuleVersion,
     Installment,
     MessageTemplate,
+    Offer,
     PixSettings,
     TemplateStatus,
     Tenant,
@@ -452,8 +454,17 @@ async def _prepare(
             # the retailer paused it: wait for the resume
             return Later(now + timedelta(seconds=PAUSED_WAIT_S), "channel paused")
         return await _fall_back_or(session, attempt, "no_channel")
+    link = paylinks.for_message(attempt.id, now)
+    if attempt.offer_id is not None:  # an offer sent outside the window: its options
+        offer = await session.get(Offer, attempt.offer_id)
+        if offer is None or now >= offer.expires_at:
+            _move(attempt, S.SKIPPED, "offer_expired")
+            return None
+        link = paylinks.for_offer(offer.id, offer.expires_at)
     if of_agreement:
-        content = compose_agreement(tenant, customer, owed, today, pix_settings=shared.pix)
+        content = compose_agreement(
+            tenant, customer, owed, today, pix_settings=shared.pix, link=link
+        )
     else:
         content = await compose(
             session,
@@ -464,6 +475,7 @@ async def _prepare(
             txid_of=live[0].id if len(live) == 1 else attempt.id,
             versions=shared.versions,
             pix_settings=shared.pix,
+            link=link,
         )
     template = _template(shared.templates.get(attempt.channel, []), attempt, content)
     if template is not None and template.status == TemplateStatus.PENDING:

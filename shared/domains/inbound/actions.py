@@ -631,6 +631,7 @@ async def second_copy_text(
         pix_settings=await session.scalar(
             select(PixSettings).where(PixSettings.tenant_id == customer.tenant_id)
         ),
+        link="",  # the reply carries the Pix itself (or the retailer's own payment URL)
     )
     if content.total <= 0:
         return NOTHING_OPEN_REPLY, None

@@ -121,7 +121,7 @@ def visible_conversations(
     )
 
 
-def _user_id(principal: Principal) -> uuid.UUID | None:
+def user_id(principal: Principal) -> uuid.UUID | None:
     """The person calling (``None`` for an API client)."""
     if principal.kind is not PrincipalKind.USER:
         return None
@@ -132,7 +132,7 @@ def _user_id(principal: Principal) -> uuid.UUID | None:
 
 
 def _me(principal: Principal, name: str = "assignee") -> uuid.UUID:
-    user = _user_id(principal)
+    user = user_id(principal)
     if user is None:
         raise ValidationFailed(
             "Only a person works the inbox.",
@@ -365,7 +365,7 @@ async def find_conversation(
     return Found(row[0], row[1], row[2], row[3])
 
 
-async def _wrong_number(session: AsyncSession, c: Conversation) -> bool:
+async def wrong_number(session: AsyncSession, c: Conversation) -> bool:
     """Is the number this person writes from marked as someone else's?"""
     if c.customer_id is None or not c.wa_id:
         return False
@@ -396,7 +396,7 @@ async def can_reply(
     """What may be sent now: free text inside the window; a template reminder (the retailer's
     own people only, since it is a collection message under the régua's governance) to a
     customer who may still be contacted on WhatsApp."""
-    if await _wrong_number(session, c):
+    if await wrong_number(session, c):
         return schemas.CanReply(free_text=False, template=False)
     may_template = (
         own
@@ -577,7 +577,7 @@ async def reply(
     (``WindowClosed``: a template is needed), never to a number marked wrong."""
     c = found.conversation
     body = _text(text)
-    if await _wrong_number(session, c):
+    if await wrong_number(session, c):
         raise WrongNumber("this number belongs to someone else: nothing is sent to it")
     key = f"inbox:{principal.subject}:{idempotency_key}"[:160] if idempotency_key else None
     if key is not None:
@@ -589,7 +589,7 @@ async def reply(
         if earlier is not None:  # the same request again: the same message, nothing new
             return earlier
     message = await record_outbound(
-        session, c, text=body, sent_by=_user_id(principal), dedupe_key=key, now=now
+        session, c, text=body, sent_by=user_id(principal), dedupe_key=key, now=now
     )
     if c.state == ConversationState.OPEN:
         c.state = ConversationState.PENDING  # answered: the debtor's turn
@@ -615,7 +615,7 @@ async def remind(
         raise Forbidden("Only the retailer's own people send reminders.")
     if customer is None:
         raise NotACustomer("nothing about a debt is sent to someone who is not your customer")
-    if await _wrong_number(session, c):
+    if await wrong_number(session, c):
         raise WrongNumber("this number belongs to someone else: nothing is sent to it")
     attempt = await holds.remind(session, customer, Actor.of(principal), now)
     if c.state == ConversationState.OPEN and attempt.state != AttemptState.SKIPPED:
@@ -630,7 +630,7 @@ async def add_note(
 ) -> ConversationNote:
     c = found.conversation
     note = ConversationNote(
-        tenant_id=c.tenant_id, conversation_id=c.id, author_id=_user_id(principal), text=_text(text)
+        tenant_id=c.tenant_id, conversation_id=c.id, author_id=user_id(principal), text=_text(text)
     )
     session.add(note)
     await session.flush()

@@ -115,6 +115,31 @@ async def send_menu(
     except (ValidationFailed, NotFound) as exc:  # nothing overdue: no menu
         log.info("negotiation.no_menu", reason=type(exc).__name__)
         return None
+    return await send_list(
+        session,
+        conversation,
+        customer,
+        offer,
+        now=now,
+        dedupe_key=dedupe_key,
+        reply_to=reply_to,
+        preface=preface,
+    )
+
+
+async def send_list(
+    session: AsyncSession,
+    conversation: Conversation,
+    customer: Customer,
+    offer: Offer,
+    *,
+    now: datetime,
+    dedupe_key: str,
+    reply_to: str | None = None,
+    preface: str | None = None,
+) -> ConversationMessage:
+    """Record ``offer`` as a list message to send in ``conversation`` (inside the window:
+    ``replies.WindowClosed`` otherwise), once per ``dedupe_key``."""
     body = menu_text(offer, customer, preface)
     rows = menu_rows(offer)
     interactive = {

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import msgspec
 
+from shared.domains.collections.schemas import AttemptDetail
+
 IDS = Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=200)]
 
 
@@ -90,3 +92,17 @@ class OfferOut(msgspec.Struct):
     created_at: datetime
     expires_at: datetime
     expired: bool
+
+
+class OfferSentOut(msgspec.Struct):
+    """How an offer went to the debtor: ``list`` — a WhatsApp list in the open 24-hour window
+    (``message_id``, its conversation message) — or ``template`` — the retailer's offer template
+    with the link, as a contact attempt under the régua's governance (``attempt``: queued for
+    the next allowed instant, or skipped with the reason).  ``link`` opens the offer on the
+    payment page (the debtor confirms the first three digits of their CPF/CNPJ there)."""
+
+    offer_id: uuid.UUID
+    via: str
+    link: str
+    message_id: uuid.UUID | None = None
+    attempt: AttemptDetail | None = None

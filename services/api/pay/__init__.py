@@ -1,0 +1,1 @@
+"""The payment page debtors open from a message (``/pagar/<token>``)."""
