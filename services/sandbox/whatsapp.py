@@ -93,6 +93,8 @@ SENDABLE_TYPES = {
     "reaction",
 }
 TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
+# a body parameter with a line break, a tab or more than four spaces in a row (contract §2.2)
+UNSENDABLE_TEXT = re.compile(r"[\r\n\t]| {5,}")
 CATEGORIES = {"UTILITY", "MARKETING", "AUTHENTICATION"}
 
 
@@ -209,8 +211,44 @@ def render(template: Template, components: list[Any]) -> tuple[str, int]:
     return re.sub(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}", value, template.body_text), len(params)
 
 
+def _parameter_name(component: dict[str, Any], i: int, parameter: dict[str, Any]) -> str:
+    """How an error names a parameter: ``body.parameters[2]``, ``button[1].parameters[0]``…"""
+    kind = str(component.get("type", "")).lower()
+    where = f"{kind}[{component['index']}]" if "index" in component else kind
+    named = f" ({parameter['parameter_name']})" if parameter.get("parameter_name") else ""
+    return f"{where}.parameters[{i}]{named}"
+
+
+def check_text_parameters(components: list[Any]) -> None:
+    """Every text parameter of a template send holds text, as Meta requires: a missing, empty
+    or blank one is 131008; a body one with a line break, a tab or more than four spaces in a
+    row is 100."""
+    for component in components:
+        if not isinstance(component, dict):
+            continue
+        parameters = component.get("parameters")
+        for i, parameter in enumerate(parameters if isinstance(parameters, list) else []):
+            if not isinstance(parameter, dict) or parameter.get("type", "text") != "text":
+                continue
+            name, value = _parameter_name(component, i, parameter), parameter.get("text")
+            if not isinstance(value, str) or not value.strip():
+                raise MetaError(
+                    131008, details=f"Parameter of type text is missing text value: {name}"
+                )
+            body = str(component.get("type", "")).lower() == "body"
+            if body and UNSENDABLE_TEXT.search(value):
+                raise MetaError(
+                    100,
+                    details=(
+                        "Param text cannot have new-line/tab characters or more than 4 "
+                        f"consecutive spaces: {name}"
+                    ),
+                )
+
+
 def check_template(waba: Waba, body: dict[str, Any]) -> tuple[Template, str]:
-    """The approved template a send names, else the contract's 132000-family error."""
+    """The approved template a send names, else the contract's error: 132000 family for the
+    template, 131008/100 for a parameter."""
     spec = body.get("template")
     if not isinstance(spec, dict) or not spec.get("name"):
         raise MetaError(131008, details="Parameter 'template.name' is required.")
@@ -229,7 +267,9 @@ def check_template(waba: Waba, body: dict[str, Any]) -> tuple[Template, str]:
     if template.status != "APPROVED":
         raise MetaError(132001, details=f"template name ({name}) is not approved in {code}")
     components = spec.get("components") or []
-    text, given = render(template, components if isinstance(components, list) else [])
+    components = components if isinstance(components, list) else []
+    check_text_parameters(components)
+    text, given = render(template, components)
     expected = placeholders(template.body_text)
     if given != expected:
         raise MetaError(

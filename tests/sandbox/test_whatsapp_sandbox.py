@@ -188,6 +188,72 @@ async def test_wrong_parameter_count_is_132000(sandbox: httpx.AsyncClient, param
     assert (response.status_code, error_code(response)) == (400, 132000)
 
 
+def with_parameter(text: str | None, at: int = 2) -> dict[str, Any]:
+    """The reminder with its body parameter ``at`` holding ``text`` (``None``: no text at all)."""
+    body = reminder()
+    parameter = body["template"]["components"][0]["parameters"][at]
+    if text is None:
+        del parameter["text"]
+    else:
+        parameter["text"] = text
+    return body
+
+
+@pytest.mark.parametrize("value", ["", "   ", " \n ", None])
+async def test_empty_or_blank_body_parameter_is_131008_naming_it(
+    sandbox: httpx.AsyncClient, value: str | None
+) -> None:
+    response = await send(sandbox, with_parameter(value))
+
+    assert (response.status_code, error_code(response)) == (400, 131008)
+    error = response.json()["error"]
+    assert error["message"] == "(#131008) Required parameter is missing"
+    assert error["type"] == "OAuthException"
+    assert "body.parameters[2]" in error["error_data"]["details"]
+    assert (await settle(sandbox))["sent"] == []
+
+
+@pytest.mark.parametrize("kind", ["header", "button"])
+async def test_empty_header_or_button_parameter_is_131008(
+    sandbox: httpx.AsyncClient, kind: str
+) -> None:
+    body = reminder()
+    component: dict[str, Any] = {"type": kind, "parameters": [{"type": "text", "text": " "}]}
+    if kind == "button":
+        component |= {"sub_type": "url", "index": "0"}
+    body["template"]["components"].append(component)
+
+    response = await send(sandbox, body)
+
+    assert (response.status_code, error_code(response)) == (400, 131008)
+    expected = "button[0].parameters[0]" if kind == "button" else "header.parameters[0]"
+    assert expected in response.json()["error"]["error_data"]["details"]
+
+
+@pytest.mark.parametrize("value", ["R$ 150,00\nvence hoje", "R$\t150,00", "R$     150,00"])
+async def test_body_parameter_with_a_line_break_tab_or_five_spaces_is_refused(
+    sandbox: httpx.AsyncClient, value: str
+) -> None:
+    response = await send(sandbox, with_parameter(value))
+
+    assert (response.status_code, error_code(response)) == (400, 100)
+    assert "body.parameters[2]" in response.json()["error"]["error_data"]["details"]
+    assert (await settle(sandbox))["sent"] == []
+
+
+async def test_a_hyphen_and_four_spaces_in_a_row_are_accepted(sandbox: httpx.AsyncClient) -> None:
+    body = with_parameter("R$    150,00")
+    body["template"]["components"][0]["parameters"][1]["text"] = "-"
+
+    response = await send(sandbox, body)
+
+    assert response.status_code == 200, response.text
+    (message,) = (await settle(sandbox))["sent"]
+    assert message["payload"]["rendered"] == (
+        "Olá Maria, sua compra na - no valor de R$    150,00 vence em 10/05/2026."
+    )
+
+
 async def test_free_text_outside_the_window_is_131047(sandbox: httpx.AsyncClient) -> None:
     response = await send(sandbox, text())
 

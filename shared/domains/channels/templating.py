@@ -6,9 +6,10 @@ use, and sent with the values in that order.  SMS and e-mail bodies use the same
 through a sandboxed Jinja environment (no attribute access to Python objects, no imports).
 
 Amounts are formatted by :func:`shared.brazil.numbers.format_brl` (``R$ 1.234,56`` with a
-no-break space), dates ``dd/mm/aaaa``.  Parameter values never contain a newline, tab or more
-than four spaces in a row (Meta refuses them), so itemized amounts are separate variables laid
-out by the template's own line breaks.
+no-break space), dates ``dd/mm/aaaa``.  Meta refuses a parameter that is empty or holds a
+newline, a tab or more than four spaces in a row, so every value goes out through
+:func:`clean_parameter` — in the provider's parameters and in the text we keep as what the debtor
+read alike.  Itemized amounts are separate variables laid out by the template's own line breaks.
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ VARIABLES: dict[str, str] = {
 
 _NAMED = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
 _ANY_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
-_SPACES = re.compile(r" {5,}")
+# a run of blanks holding a line break or a tab, or more than four spaces: Meta refuses both
+# (contract §2.2); a no-break space (inside ``R$ 1,00``) is neither and stays
+_UNSENDABLE_BLANKS = re.compile(r"[ \t\r\n\v\f]*[\t\r\n\v\f][ \t\r\n\v\f]*| {5,}")
+EMPTY_VALUE = "-"  # what the debtor reads where a value is missing (Meta refuses an empty one)
 
 EXAMPLE = "{{primeiro_nome}}"
 BODY_MAX = 1024
@@ -101,12 +105,13 @@ def compile_body(text: str) -> Compiled:
 
 
 def clean_parameter(value: str) -> str:
-    """A value Meta accepts as a body parameter: no newline or tab, at most four spaces in a row."""
-    flat = value.replace("\r", " ").replace("\n", " ").replace("\t", " ")
-    return _SPACES.sub("    ", flat).strip() or "-"
+    """A value as it goes out on WhatsApp: line breaks, tabs and runs of more than four spaces
+    become one space; an empty or blank value becomes ``EMPTY_VALUE``."""
+    return _UNSENDABLE_BLANKS.sub(" ", value).strip() or EMPTY_VALUE
 
 
 def parameters(compiled: Compiled, values: Mapping[str, str]) -> list[str]:
+    """The provider's parameters of ``compiled``, in position order, cleaned."""
     missing = [n for n in compiled.names if n not in values]
     if missing:
         raise InvalidValue(f"no value for {', '.join(missing)}")
@@ -114,9 +119,15 @@ def parameters(compiled: Compiled, values: Mapping[str, str]) -> list[str]:
 
 
 def render(text: str, values: Mapping[str, str]) -> str:
-    """The text as the debtor reads it (previews, SMS, logs of what was sent)."""
+    """A WhatsApp text as the debtor reads it (previews, the evidence of what was sent): each
+    variable holds the value :func:`parameters` sends for it."""
     variables_in(text)
-    return _NAMED.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return clean_parameter(values[name]) if name in values else match.group(0)
+
+    return _NAMED.sub(value, text)
 
 
 _JINJA = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)

@@ -90,8 +90,8 @@ _MAX_MESSAGE_ID = 1024
 _MAX_URL = 2048
 _MAX_BUTTON_PAYLOAD = 256
 _RECIPIENT = re.compile(r"\+?[0-9]{8,15}")
-# A body parameter with a newline, a tab or more than 4 consecutive spaces is a 400 (§2.2).
-_BAD_PARAMETER = re.compile(r"[\n\t]| {5,}")
+# A parameter with a line break, a tab or more than 4 consecutive spaces is a 400 (§2.2).
+_BAD_PARAMETER = re.compile(r"[\r\n\t]| {5,}")
 _TEMPLATE_NAME = re.compile(r"[a-z0-9_]+")
 _COPY_CODE = re.compile(r"[A-Za-z0-9]+")
 
@@ -209,8 +209,8 @@ def _check_recipient(to: str) -> None:
 
 
 def _check_template_parameter(field: str, value: str) -> None:
-    if not value:
-        raise InvalidPayload(field, "must not be empty")
+    if not value.strip():  # Meta: 131008 "Required parameter is missing"
+        raise InvalidPayload(field, "must not be empty or blank")
     if _BAD_PARAMETER.search(value):
         raise InvalidPayload(field, "no newlines, tabs or more than 4 spaces in a row")
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sandbox.app import create_app as sandbox_app
@@ -42,6 +42,7 @@ from shared.models import (
     OutboxJob,
     PixSettings,
     TemplateStatus,
+    Tenant,
 )
 from shared.tenancy import SYSTEM, use_scope
 from tests.shared.domains.collections.test_planner import Shop
@@ -170,6 +171,24 @@ async def test_a_reminder_leaves_once_with_the_exact_amounts_and_the_pix_code(
     assert attempt.amounts["totals"]["total"] == str(expected.total)
     pix = next(p for p in parameters if p.startswith("000201"))
     assert decode(pix).amount == expected.total
+
+
+async def test_a_reminder_without_pix_or_cnpj_leaves_with_a_hyphen_the_debtor_reads_too(
+    shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await session.execute(delete(PixSettings).where(PixSettings.tenant_id == shop.tenant_id))
+    await session.execute(update(Tenant).where(Tenant.id == shop.tenant_id).values(document=None))
+    _, attempt = await _planned(shop, TODAY - timedelta(days=5))
+
+    assert await sending.send_attempt(session, attempt.id, now=NOW) == "sent"
+
+    (message,) = await _sent_at_sandbox(sandbox)
+    await session.refresh(attempt)
+    assert attempt.rendered_text == message["payload"]["rendered"]
+    assert "Pix copia e cola: -\n" in attempt.rendered_text
+    assert attempt.rendered_text.endswith(", CNPJ -.")
+    parameters = [p["text"] for p in message["payload"]["template"]["components"][0]["parameters"]]
+    assert all(p.strip() for p in parameters)
 
 
 async def test_each_outcome_is_kept_in_the_audit_trail_with_the_texts_hash(

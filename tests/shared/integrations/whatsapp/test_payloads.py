@@ -365,6 +365,18 @@ def _reply_buttons(count: int) -> list[ReplyButton]:
             "body[0]",
         ),
         (
+            lambda: p.template_message(TO, "t", "pt_BR", callback_data="c", body=["a\r b"]),
+            "body[0]",
+        ),
+        (
+            lambda: p.template_message(TO, "t", "pt_BR", callback_data="c", body=["a", "  "]),
+            "body[1]",
+        ),
+        (
+            lambda: p.template_message(TO, "t", "pt_BR", callback_data="c", header=[""]),
+            "header[0]",
+        ),
+        (
             lambda: p.template_message(
                 TO, "t", "pt_BR", callback_data="c", buttons=[CopyCodeButton(0, "A" * 16)]
             ),
