@@ -16,10 +16,10 @@ from sqlalchemy import select
 from shared.brazil.pix import decode
 from shared.config import Settings
 from shared.domains.paypage import links
-from shared.models import Agreement, ContactAttempt, ContactAttemptItem
-from shared.tenancy import SYSTEM, tenant_scope, use_scope
+from shared.models import Agreement
+from shared.tenancy import SYSTEM, use_scope
 from tests.support.jobs import drain
-from tests.support.pix_world import CNPJ_KEY, Shop, World, pix_shop
+from tests.support.pix_world import CNPJ_KEY, Shop, World, message_about, pix_shop
 
 CPF = "52998224725"  # a well-known test CPF, nobody's
 
@@ -33,33 +33,6 @@ async def _debtor_shop(world: World, settings: Settings, name: str) -> Shop:
     )
     assert r.status_code == 200, r.text
     return shop
-
-
-async def _message_about(world: World, shop: Shop, *installment_ids: str) -> uuid.UUID:
-    async with world.maker() as session:
-        await use_scope(session, tenant_scope(shop.tenant_id))
-        customer_id = uuid.UUID(
-            (await shop.call("GET", f"/v1/installments/{installment_ids[0]}")).json()["customer_id"]
-        )
-        attempt = ContactAttempt(
-            id=uuid.uuid4(),
-            tenant_id=shop.tenant_id,
-            customer_id=customer_id,
-            kind="manual",
-            channel="whatsapp",
-            contact_day=date.today(),
-            planned_for=datetime.now(UTC) + timedelta(hours=1),
-        )
-        session.add(attempt)
-        await session.flush()
-        session.add_all(
-            ContactAttemptItem(
-                attempt_id=attempt.id, installment_id=uuid.UUID(i), tenant_id=shop.tenant_id
-            )
-            for i in installment_ids
-        )
-        await session.commit()
-        return attempt.id
 
 
 def _path(kind: str, ident: uuid.UUID, days: float = 7) -> str:
@@ -85,7 +58,7 @@ async def test_the_page_asks_who_it_is_then_shows_todays_amounts_and_a_pix_that_
     first = await shop.installment("P-1", "100.00")
     second = await shop.installment("P-2", "150.00")
     await shop.connect_psp(CNPJ_KEY)
-    path = _path(links.ATTEMPT, await _message_about(world, shop, first["id"], second["id"]))
+    path = _path(links.ATTEMPT, await message_about(world, shop, first, second))
     debtor = world.api  # a phone's browser: keeps the page's cookie
 
     asked = await debtor.get(path)
@@ -122,7 +95,7 @@ async def test_forged_expired_and_guessed_links_show_nothing(
 ) -> None:
     shop = await _debtor_shop(world, settings, "Loja Links")
     inst = await shop.installment("P-1", "100.00")
-    message = await _message_about(world, shop, inst["id"])
+    message = await message_about(world, shop, inst)
     path = _path(links.ATTEMPT, message)
     forged = path[:-2] + ("AA" if not path.endswith("AA") else "BB")
 

@@ -6,47 +6,20 @@ installment is settled and its pending reminder cancelled."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
 from shared.config import Settings
 from shared.domains.portfolio import pix_connections
-from shared.models import ContactAttempt, ContactAttemptItem, WebhookReceipt
-from shared.tenancy import SYSTEM, tenant_scope, use_scope
+from shared.models import ContactAttempt, WebhookReceipt
+from shared.tenancy import SYSTEM, use_scope
 from tests.sandbox.receiver import Receiver
 from tests.support.jobs import drain
-from tests.support.pix_world import CNPJ_KEY, Shop, World, pix_shop
+from tests.support.pix_world import CNPJ_KEY, World, message_about, pix_shop
 
 EVP_KEY = "123e4567-e89b-42d3-a456-426614174000"
-
-
-async def _planned_reminder(world: World, shop: Shop, installment: dict[str, Any]) -> uuid.UUID:
-    async with world.maker() as session:
-        await use_scope(session, tenant_scope(shop.tenant_id))
-        attempt = ContactAttempt(
-            id=uuid.uuid4(),
-            tenant_id=shop.tenant_id,
-            customer_id=uuid.UUID(installment["customer_id"]),
-            kind="manual",
-            channel="whatsapp",
-            contact_day=date.today(),
-            planned_for=datetime.now(UTC) + timedelta(hours=1),
-        )
-        session.add(attempt)
-        await session.flush()
-        session.add(
-            ContactAttemptItem(
-                attempt_id=attempt.id,
-                installment_id=uuid.UUID(installment["id"]),
-                tenant_id=shop.tenant_id,
-            )
-        )
-        await session.commit()
-        return attempt.id
 
 
 async def _attempt_state(world: World, attempt_id: uuid.UUID) -> tuple[str, str | None]:
@@ -68,7 +41,7 @@ async def test_a_pix_paid_in_the_sandbox_settles_the_installment_and_cancels_its
     shop = await pix_shop(world, settings, "Loja Pix Ponta", CNPJ_KEY)
     inst = await shop.installment("P-1", "250.00")
     await shop.connect_psp(CNPJ_KEY)
-    reminder = await _planned_reminder(world, shop, inst)
+    reminder = await message_about(world, shop, inst)
 
     paid = await world.sandbox.post(
         "/_sandbox/pix/pay",

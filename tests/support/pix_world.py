@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +18,8 @@ from services.api.app import create_app as api_app
 from services.sandbox.app import create_app as sandbox_app
 from shared.config import Settings
 from shared.db import SessionMaker
+from shared.models import ContactAttempt, ContactAttemptItem
+from shared.tenancy import tenant_scope, use_scope
 from tests.conftest import run_lifespan
 from tests.support.identity import Identities, bearer
 from tests.support.pix import hooks_app
@@ -109,3 +111,29 @@ async def open_world(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://api")
         )
         yield World(api_client, sandbox, hooks_url, committed)
+
+
+async def message_about(world: World, shop: Shop, *installments: dict[str, Any]) -> uuid.UUID:
+    """A reminder planned for an hour from now about ``installments`` (as the API answers
+    them): with several, its Pix carries the message's id."""
+    async with world.maker() as session:
+        await use_scope(session, tenant_scope(shop.tenant_id))
+        attempt = ContactAttempt(
+            id=uuid.uuid4(),
+            tenant_id=shop.tenant_id,
+            customer_id=uuid.UUID(installments[0]["customer_id"]),
+            kind="manual",
+            channel="whatsapp",
+            contact_day=date.today(),
+            planned_for=datetime.now(UTC) + timedelta(hours=1),
+        )
+        session.add(attempt)
+        await session.flush()
+        session.add_all(
+            ContactAttemptItem(
+                attempt_id=attempt.id, installment_id=uuid.UUID(i["id"]), tenant_id=shop.tenant_id
+            )
+            for i in installments
+        )
+        await session.commit()
+        return attempt.id
