@@ -20,6 +20,8 @@ from shared.domains.collections import sending
 from shared.domains.money.pixcodes import txid_for
 from shared.domains.negotiation import agreement_pay, agreements, lifecycle
 from shared.domains.negotiation import service as negotiation
+from shared.domains.paypage import links
+from shared.domains.paypage import service as paypage
 from shared.models import (
     Agreement,
     AgreementInstallment,
@@ -159,6 +161,22 @@ async def test_a_reminder_asks_for_what_is_still_due_with_the_installments_own_p
     assert "parcela 1 de 3 do seu acordo" in reminder.rendered_text
     assert reminder.amounts is not None and reminder.amounts["totals"]["total"] == str(still_due)
     assert reminder.amounts["totals"]["fine"] == "0.00"  # the agreement's terms are fixed
+
+    # the payment page of the message (a retailer may add {{link_pagamento}} to these
+    # templates) asks for the same amount with the same Pix
+    found = await paypage.find(
+        session, links.Link(links.ATTEMPT, reminder.id, reminder.planned_for + timedelta(days=7))
+    )
+    assert found is not None
+    bill = await paypage.bill(session, found, reminder.planned_for)
+    assert [(line.label, line.total) for line in bill.lines] == [
+        ("Parcela 1 de 3 do acordo", still_due)
+    ]
+    assert bill.total == still_due and bill.pix is not None
+    assert decode(bill.pix).txid == txid_for(plan.first.id)
+    await _pay(session, plan.first, still_due)
+    paid = await paypage.bill(session, found, reminder.planned_for)
+    assert (paid.settled, paid.lines) == ("paid", [])
 
 
 async def test_paying_the_installment_cancels_its_reminder_before_it_goes(
