@@ -446,6 +446,8 @@ async def _sent_payloads(base: str) -> list[tuple[str, str, dict[str, Any]]]:
                     "biz_opaque_callback_data": m["biz_opaque_callback_data"],
                 }
                 out.append((phone_number_id(n), f"bench-token-{n}", body))
+    if not out:  # no payload to replay: the worker sent nothing (its stderr above tells why)
+        raise RuntimeError("the engine sent nothing to the sandbox: no ceiling to measure")
     # every number in turn, as 20 tenants' queues together would; the bodies repeat when the
     # engine sent fewer than 20,000 before its deadline (all numbers share the templates)
     return [

@@ -10,16 +10,16 @@ and Pix key — and then, for each attempt:
    installment paid or the agreement ended), do-not-contact, opt-outs, holds,
    prescription (> 5 years), the phone's status, the contact window (outside it: a new job
    waits for the next allowed instant);
-2. computes the balances as of the debtor's today and renders the template; all of that is
-   committed while the attempts are still ``queued``;
+2. computes the balances as of the debtor's today and renders the template;
 3. reserves a slot in the number's rate bucket in Redis (shared by every worker, with the
    recipient's pair limit), waits for it, and only then marks the attempt ``sending`` and
-   **commits** — from here on a crash cannot lead to a blind resend: a job that finds its
-   attempt ``sending`` marks it ``unknown``, and the provider's status webhook (which carries
-   our attempt id) settles it.  Messages are marked a small group at a time (those whose
-   slots fall within ``MARK_SPAN_S``), which keeps that window a fraction of a second however
-   large the batch (and a message a crash left unsent is sent again once the provider's
-   silence proves it: the sweeper);
+   **commits** (what step 2 decided and computed is committed with the first marks, or before
+   anything waits: the row locks never outlast a Redis call) — from here on a crash cannot
+   lead to a blind resend: a job that finds its attempt ``sending`` marks it ``unknown``, and
+   the provider's status webhook (which carries our attempt id) settles it.  Messages are
+   marked a small group at a time (those whose slots fall within ``MARK_SPAN_S``), which keeps
+   that window a fraction of a second however large the batch (and a message a crash left
+   unsent is sent again once the provider's silence proves it: the sweeper);
 4. calls the provider (the batch's calls run concurrently) and records the outcomes: ``sent``
    with the provider's id; a retry (back to ``queued``, in a new job) only for errors that
    prove nothing was sent; ``unknown`` when it may have been; ``failed`` otherwise, with the
@@ -39,10 +39,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import String, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from shared import clock
 from shared.domains.audit.service import Actor, record_many
@@ -206,11 +207,12 @@ async def send_batch(
                 ready.append(outcome)
     for at, waiting in later.items():
         await enqueue_sends(session, waiting[0].tenant_id, [a.id for a in waiting], at)
-    # what was decided and computed is kept; the row locks go, so a payment or a webhook is
-    # never held up by the provider calls below
-    await session.commit()
     if ready:
+        # what was decided and computed is committed there, with the first marks or before
+        # the first wait: a payment or a webhook is never held up by the provider calls
         await _deliver_all(session, ready)
+    else:  # nothing waits, nothing leaves: the job's own commit keeps it
+        await session.flush()
     return {a.id: a.state for a in attempts}
 
 
@@ -339,15 +341,25 @@ class _Shared:
         owed, gone = await agreement_reminders.still_owed(
             session, [a.id for a in attempts if a.kind == AGREEMENT_KIND]
         )
+        # the retailer, its settings and its Pix key: one row (both keyed by the tenant)
+        retailer = (
+            await session.execute(
+                select(Tenant, CollectionSettings, PixSettings)
+                .outerjoin(CollectionSettings, CollectionSettings.tenant_id == Tenant.id)
+                .outerjoin(PixSettings, PixSettings.tenant_id == Tenant.id)
+                .where(Tenant.id == tenant_id)
+            )
+        ).one_or_none()
+        tenant, settings, pix = retailer if retailer is not None else (None, None, None)
         return cls(
             agreement_items=owed,
             agreement_gone=gone,
-            tenant=await session.get(Tenant, tenant_id),
-            settings=await session.get(CollectionSettings, tenant_id),
+            tenant=tenant,
+            settings=settings,
             channels=channels,
             templates=templates,
             versions=await rules.versions(session, tenant_id),
-            pix=await session.scalar(select(PixSettings).where(PixSettings.tenant_id == tenant_id)),
+            pix=pix,
             customers={
                 c.id: c
                 for c in await session.scalars(
@@ -619,6 +631,8 @@ async def _deliver_all(session: AsyncSession, ready: list[Prepared]) -> None:
     """Book the batch's slots in its number's bucket; mark the messages ``sending`` (committed)
     a group at a time — those whose slots fall within ``MARK_SPAN_S`` — and call the provider
     at each one's slot — the calls overlap — then record every outcome in one transaction.
+    The session's uncommitted work (the prepared messages) is committed with the first group,
+    or before the first wait for a slot, whichever comes first.
 
     A message that reaches its slot more than ``LATE_S`` late (a busy event loop, a slow
     commit) is not sent late: the rest are booked again, since sending them at once would bunch
@@ -633,6 +647,7 @@ async def _deliver_all(session: AsyncSession, ready: list[Prepared]) -> None:
     calls: list[tuple[Prepared, asyncio.Task[senders.Sent]]] = []
     marked: set[uuid.UUID] = set()
     rebooked = 0
+    pending = True  # the prepared messages are not committed yet
     while due:
         at, order, prepared = due[0]
         late = loop.time() - at > LATE_S
@@ -644,16 +659,23 @@ async def _deliver_all(session: AsyncSession, ready: list[Prepared]) -> None:
             due.sort(key=lambda d: (d[0], d[1]))
             continue
         if (wait := at - loop.time()) > 0:
+            if pending:  # no row lock is held while waiting
+                await session.commit()
+                pending = False
+                continue  # its slot is checked again: the commit took time
             await asyncio.sleep(wait)
         if prepared.attempt.id not in marked:
             group = [p.attempt.id for slot, _, p in due if slot - at <= MARK_SPAN_S]
             group = [i for i in group if i not in marked]
+            if pending:
+                await session.flush()  # the prepared rows first, in this same transaction
             got = await session.execute(
                 _MARK_SENDING,
                 {"ids": group, "sending": next_state(S.QUEUED, S.SENDING), "queued": S.QUEUED},
             )
             marked.update(got.scalars())
             await session.commit()  # the point of no blind return: see the module's docstring
+            pending = False
             # cancelled (a payment, an opt-out) since they were prepared: not sent
             gone = set(group) - marked
             due = [d for d in due if d[2].attempt.id not in gone]
@@ -718,12 +740,40 @@ async def _defer(session: AsyncSession, waiting: list[Prepared], at: datetime) -
     await session.flush()
 
 
+# every call of a batch accepted (the usual case): each attempt still ``sending`` becomes
+# ``sent``, each keeps the first provider id it got (a status webhook may have come first), in
+# one statement that locks the rows in id order as the general case's select does
+_RECORD_SENT = text(
+    """WITH locked AS MATERIALIZED (
+           SELECT id FROM contact_attempts WHERE id = ANY(:ids) ORDER BY id FOR UPDATE)
+       UPDATE contact_attempts a
+          SET state = CASE WHEN a.state = :sending THEN :sent ELSE a.state END,
+              sent_at = CASE WHEN a.state = :sending THEN :at ELSE a.sent_at END,
+              provider_message_id = coalesce(a.provider_message_id, v.message_id),
+              updated_at = CASE WHEN a.state = :sending OR a.provider_message_id IS NULL
+                                THEN now() ELSE a.updated_at END
+         FROM locked
+         JOIN unnest(CAST(:ids AS uuid[]), CAST(:message_ids AS text[])) AS v (id, message_id)
+           ON v.id = locked.id
+        WHERE a.id = locked.id
+    RETURNING a.id, a.state, a.reason, a.tries, a.sending_at, a.sent_at, a.delivered_at,
+              a.read_at, a.failed_at, a.provider_message_id, a.error_class, a.error_code,
+              a.updated_at"""
+).bindparams(
+    bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))),
+    bindparam("message_ids", type_=ARRAY(String())),
+)
+
+
 async def _record(
     session: AsyncSession, called: list[Prepared], results: Sequence[senders.Sent | BaseException]
 ) -> None:
     """The outcome of each call, on the attempt as it is now (a status webhook may have moved
     it on while the call was answered)."""
     if not called:
+        return
+    if all(isinstance(r, senders.Sent) for r in results):
+        await _record_sent(session, called, [r for r in results if isinstance(r, senders.Sent)])
         return
     current = {
         a.id: a
@@ -774,6 +824,44 @@ async def _record(
             )
             for p in called
             if current[p.attempt.id].state in _OUTCOMES
+        ],
+    )
+
+
+async def _record_sent(
+    session: AsyncSession, called: list[Prepared], results: list[senders.Sent]
+) -> None:
+    """:func:`_record` when every call was accepted: one statement, whose answer is copied onto
+    the session's attempts (as the general case's reload does)."""
+    rows = await session.execute(
+        _RECORD_SENT,
+        {
+            "ids": [p.attempt.id for p in called],
+            "message_ids": [r.provider_message_id for r in results],
+            "sending": S.SENDING,
+            "sent": S.SENT,
+            "at": datetime.now(UTC),
+        },
+    )
+    attempts = {p.attempt.id: p.attempt for p in called}
+    for row in rows.mappings():
+        attempt = attempts[row["id"]]
+        for column, value in row.items():
+            if column != "id":
+                set_committed_value(attempt, column, value)
+        log.info("collections.sent", attempt_id=str(attempt.id), channel=attempt.channel)
+    await record_many(
+        session,
+        SENDER,
+        [
+            (
+                f"attempt.{p.attempt.state}",
+                p.attempt.tenant_id,
+                ("contact_attempt", p.attempt.id),
+                _evidence(p.attempt),
+            )
+            for p in called
+            if p.attempt.state in _OUTCOMES
         ],
     )
 
