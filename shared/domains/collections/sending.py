@@ -57,6 +57,7 @@ from shared.domains.collections.window import place_of
 from shared.domains.inbound import sms as sms_webhooks
 from shared.domains.money import rules
 from shared.domains.paypage import links as paylinks
+from shared.errors import AppError
 from shared.integrations.errors import ProviderError
 from shared.models import (
     AttemptState,
@@ -81,6 +82,7 @@ from shared.queue import JobContext, RetryLater, enqueue, job
 log = structlog.get_logger("quita.collections.send")
 
 S = AttemptState
+OFFER_TEMPLATE_KEY = "oferta"  # a step with this template sends an offer (made at send time)
 OPEN = ("open", "partially_paid")
 PRESCRIPTION_YEARS = 5  # CC art. 206 §5 I: a debt in a written instrument prescribes in 5 years
 SHORT_WAIT_S = 2.0  # a rate-limit wait this short is slept in place; longer ones reschedule
@@ -444,6 +446,12 @@ async def _prepare(
     if not of_agreement and not installments:
         _move(attempt, S.SKIPPED, "hold_installment")
         return None
+    offer = None
+    if attempt.offer_id is not None:  # an offer sent outside the window: its options
+        offer = await session.get(Offer, attempt.offer_id)
+        if offer is None or now >= offer.expires_at:
+            _move(attempt, S.SKIPPED, "offer_expired")
+            return None
     place = place_of(customer.state, customer.city, attempt.recipient)
     today = now.astimezone(ZoneInfo(place.zones[0])).date()
     limit = _years_before(today, PRESCRIPTION_YEARS)
@@ -466,13 +474,15 @@ async def _prepare(
             # the retailer paused it: wait for the resume
             return Later(now + timedelta(seconds=PAUSED_WAIT_S), "channel paused")
         return await _fall_back_or(session, attempt, "no_channel")
-    link = paylinks.for_message(attempt.id, now)
-    if attempt.offer_id is not None:  # an offer sent outside the window: its options
-        offer = await session.get(Offer, attempt.offer_id)
-        if offer is None or now >= offer.expires_at:
-            _move(attempt, S.SKIPPED, "offer_expired")
-            return None
+    if offer is None and not of_agreement and _offers(shared, attempt):
+        # a régua step whose template is the offer's: the offer is made now, for what the
+        # message is about (nothing overdue, or offers stopped: the message's own page)
+        offer = await _make_offer(session, attempt, [i.id for i in live], now)
+    if offer is not None:
+        attempt.offer_id = offer.id
         link = paylinks.for_offer(offer.id, offer.expires_at)
+    else:
+        link = paylinks.for_message(attempt.id, now)
     if of_agreement:
         content = compose_agreement(
             tenant, customer, owed, today, pix_settings=shared.pix, link=link
@@ -503,6 +513,37 @@ async def _prepare(
     attempt.rendered_text = prepared.rendered()
     attempt.rendered_sha256 = hashlib.sha256(attempt.rendered_text.encode()).hexdigest()
     return prepared
+
+
+def _offers(shared: _Shared, attempt: ContactAttempt) -> bool:
+    """Is the attempt's template the offer's (``quita_oferta_v1`` or the retailer's own)?"""
+    return any(
+        t.name == attempt.template_name and t.key == OFFER_TEMPLATE_KEY
+        for t in shared.templates.get(attempt.channel, [])
+    )
+
+
+async def _make_offer(
+    session: AsyncSession, attempt: ContactAttempt, installment_ids: list[uuid.UUID], now: datetime
+) -> Offer | None:
+    from shared.domains.negotiation import chat, service  # negotiation builds on collections
+
+    try:
+        async with session.begin_nested():
+            offer = await service.make_offer(
+                session,
+                chat.retailer(attempt.tenant_id),
+                str(attempt.customer_id),
+                installment_ids=installment_ids,
+                terms=None,
+                actor=SENDER,
+                now=now,
+            )
+    except AppError as exc:
+        _decide(attempt, "offer", made=False, why=exc.code)
+        return None
+    _decide(attempt, "offer", made=True, offer_id=str(offer.id))
+    return offer
 
 
 def _years_before(day: date, years: int) -> date:

@@ -278,9 +278,11 @@ async def make_offer(
     installment_ids: list[uuid.UUID] | None,
     terms: offers.Terms | None,
     actor: Actor,
+    now: datetime | None = None,
 ) -> Offer:
     """Compute and store the menu (``terms`` None) or the operator's option for the customer's
-    overdue installments, under the retailer's policy and, for an agency, its mandate."""
+    overdue installments, under the retailer's policy and, for an agency, its mandate, as of
+    ``now`` (the clock's, unless a sender working at its own instant says)."""
     customer = await find_customer(session, principal, customer_ref, action=MandateAction.NEGOTIATE)
     own = (
         customer.tenant_id == principal.tenant_id and principal.tenant_kind is not TenantKind.AGENCY
@@ -296,7 +298,7 @@ async def make_offer(
         )
     mandate_row = await mandate_limits(session, grant.mandate_id) if grant else None
     in_force = effective(limits_of(policy), _limit_values(mandate_row) if grant else None)
-    now = clock.now()
+    now = now or clock.now()
     today = local_date(now, customer)
     debts = await _debts(session, customer, installment_ids, today)
     if terms is None:

@@ -26,12 +26,15 @@ from shared.domains.audit.service import Actor
 from shared.domains.channels import schemas, senders, templating
 from shared.domains.channels import service as channels
 from shared.domains.channels.defaults import DEFAULTS
-from shared.domains.collections import sending
+from shared.domains.collections import planner, sending
 from shared.domains.collections.planner import plan_tenant
 from shared.domains.collections.tasks import sweep_attempts
 from shared.domains.inbound import journal
 from shared.domains.inbound.whatsapp import split
 from shared.domains.money.balance import balance_of
+from shared.domains.negotiation import chat
+from shared.domains.negotiation import service as negotiation
+from shared.domains.paypage import links as paylinks
 from shared.integrations.whatsapp import WhatsAppClient
 from shared.models import (
     AuditEvent,
@@ -39,6 +42,7 @@ from shared.models import (
     Customer,
     Installment,
     MessageTemplate,
+    Offer,
     OutboxJob,
     PixSettings,
     TemplateStatus,
@@ -562,3 +566,84 @@ async def test_thirty_reminders_go_in_two_jobs_and_each_leaves_once(
         if attempt.state == "sent":
             assert attempt.provider_message_id == by_callback[f"attempt:{attempt.id}"]
             assert attempt.amounts is not None and attempt.tries == 1
+
+
+async def _offer_message(shop: Shop, maria: Customer, at: datetime) -> tuple[Offer, ContactAttempt]:
+    """An offer for Maria's overdue installments and its message (the offer template)."""
+    offer = await negotiation.make_offer(
+        shop.session,
+        chat.retailer(shop.tenant_id),
+        str(maria.id),
+        installment_ids=None,
+        terms=None,
+        actor=chat.ACTOR,
+    )
+    message = await planner.remind(
+        shop.session, shop.tenant_id, maria.id, at, template_key="oferta", offer_id=offer.id
+    )
+    return offer, message
+
+
+async def test_a_reminder_links_to_its_payment_page_and_an_offer_to_its_options(
+    shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    maria, reminder = await _planned(shop, TODAY - timedelta(days=5))
+    assert await sending.send_attempt(session, reminder.id, now=NOW) == "sent"
+    await session.refresh(reminder)
+    assert reminder.rendered_text is not None
+    assert paylinks.for_message(reminder.id, NOW) in reminder.rendered_text
+
+    offer, message = await _offer_message(shop, maria, later := NOW + timedelta(days=1))
+    await session.execute(
+        update(MessageTemplate)
+        .where(MessageTemplate.tenant_id == shop.tenant_id)
+        .values(status=TemplateStatus.APPROVED)
+    )
+    assert await sending.send_attempt(session, message.id, now=later) == "sent"
+    await session.refresh(message)
+    assert message.template_name == "quita_oferta_v1" and message.rendered_text is not None
+    assert paylinks.for_offer(offer.id, offer.expires_at) in message.rendered_text
+    sent = await _sent_at_sandbox(sandbox)
+    assert [m["payload"]["template"]["name"] for m in sent][-1] == "quita_oferta_v1"
+
+
+async def test_an_offer_that_ran_out_while_its_message_waited_is_not_sent(
+    shop: Shop, session: AsyncSession
+) -> None:
+    maria, _ = await _planned(shop, TODAY - timedelta(days=5))
+    offer, message = await _offer_message(shop, maria, NOW + timedelta(days=1))
+
+    after = offer.expires_at + timedelta(minutes=1)
+    assert await sending.send_attempt(session, message.id, now=after) == "skipped"
+    await session.refresh(message)
+    assert message.reason == "offer_expired"
+
+
+async def test_a_step_with_the_offer_template_makes_the_offer_when_its_message_leaves(
+    shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await session.execute(
+        update(MessageTemplate)
+        .where(MessageTemplate.tenant_id == shop.tenant_id)
+        .values(status=TemplateStatus.APPROVED)
+    )
+    _, overdue = await _planned(shop, TODAY - timedelta(days=5))
+    _, not_yet = await _planned(shop, TODAY + timedelta(days=3), phone="+5511987650009")
+    for attempt in (overdue, not_yet):  # as the planner writes a step with that template
+        attempt.template_name = "quita_oferta_v1"
+    await session.flush()
+
+    assert await sending.send_attempt(session, overdue.id, now=NOW) == "sent"
+    assert await sending.send_attempt(session, not_yet.id, now=NOW) == "sent"
+
+    await session.refresh(overdue)
+    await session.refresh(not_yet)
+    offer = await session.get(Offer, overdue.offer_id)
+    assert offer is not None and overdue.rendered_text is not None
+    assert paylinks.for_offer(offer.id, offer.expires_at) in overdue.rendered_text
+    # nothing overdue, nothing to offer: the message's own page
+    assert not_yet.offer_id is None and not_yet.rendered_text is not None
+    assert paylinks.for_message(not_yet.id, NOW) in not_yet.rendered_text
+    assert [(d["made"], d["why"]) for d in not_yet.decisions if d["rule"] == "offer"] == [
+        (False, "validation_failed")
+    ]
