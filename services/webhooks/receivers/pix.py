@@ -23,6 +23,7 @@ from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.http import resources
+from services.webhooks.writer import keep
 from shared.domains.inbound import journal
 from shared.domains.portfolio import pix_connections as connections
 from shared.domains.portfolio import pix_webhooks as pix
@@ -70,13 +71,16 @@ async def _receive(request: Request[Any, Any, Any], db: AsyncSession, token: str
     except pix.MalformedPix as exc:
         raise BadRequest("The body is not a Pix webhook.", errors=exc.errors) from None
     events = pix.events_for(connection, items)
-    done = await journal.journal(
+    done = await keep(
+        request,
         db,
-        provider=pix.PROVIDER,
-        body=body,
-        content_type=request.headers.get("content-type"),
-        events=events,
-        tenant_id=connection.tenant_id,
+        journal.post(
+            provider=pix.PROVIDER,
+            body=body,
+            content_type=request.headers.get("content-type"),
+            events=events,
+            tenant_id=connection.tenant_id,
+        ),
     )
     log.info(
         "webhooks.pix.journaled",

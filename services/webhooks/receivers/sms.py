@@ -26,6 +26,7 @@ from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.http import resources
+from services.webhooks.writer import keep
 from shared import clock
 from shared.domains.inbound import journal
 from shared.domains.inbound import sms as twilio
@@ -74,14 +75,17 @@ async def _verified(
 async def _journal(
     request: Request[Any, Any, Any], db: AsyncSession, channel: Channel, body: bytes, event: Any
 ) -> Received:
-    done = await journal.journal(
+    done = await keep(
+        request,
         db,
-        provider=twilio.PROVIDER,
-        body=body,
-        content_type=request.headers.get("content-type"),
-        events=[event],
-        channel_id=channel.id,
-        tenant_id=channel.tenant_id,
+        journal.post(
+            provider=twilio.PROVIDER,
+            body=body,
+            content_type=request.headers.get("content-type"),
+            events=[event],
+            channel_id=channel.id,
+            tenant_id=channel.tenant_id,
+        ),
     )
     log.info("webhooks.sms.journaled", kind=event.kind, new=done.new, duplicates=done.duplicates)
     return Received(received=1, new=done.new, duplicates=done.duplicates)

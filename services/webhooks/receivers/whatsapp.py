@@ -19,6 +19,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.webhooks.writer import keep
 from shared.domains.inbound import journal
 from shared.domains.inbound import whatsapp as meta
 from shared.errors import BadRequest, Forbidden, Unauthorized
@@ -76,14 +77,17 @@ async def _receive(
     if refused:
         log.warning("webhooks.whatsapp.unsigned_events", refused=refused)
     first = route.verified[0]
-    done = await journal.journal(
+    done = await keep(
+        request,
         db,
-        provider="whatsapp",
-        body=body,
-        content_type=request.headers.get("content-type"),
-        events=events,
-        channel_id=first.id if len(route.verified) == 1 else None,
-        tenant_id=first.tenant_id if len({c.tenant_id for c in route.verified}) == 1 else None,
+        journal.post(
+            provider="whatsapp",
+            body=body,
+            content_type=request.headers.get("content-type"),
+            events=events,
+            channel_id=first.id if len(route.verified) == 1 else None,
+            tenant_id=first.tenant_id if len({c.tenant_id for c in route.verified}) == 1 else None,
+        ),
     )
     log.info("webhooks.whatsapp.journaled", new=done.new, duplicates=done.duplicates)
     return Received(received=len(events), new=done.new, duplicates=done.duplicates)

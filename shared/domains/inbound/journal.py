@@ -18,7 +18,17 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import DateTime, LargeBinary, String, bindparam, func, select, text, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    LargeBinary,
+    String,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -93,33 +103,87 @@ _JOURNAL = text(
     """WITH fresh AS (
            INSERT INTO webhook_events (receipt_id, provider, event_key, kind, tenant_id,
                                        channel_id, payload, occurred_at)
-           SELECT :receipt, :provider, v.key, v.kind, v.tenant_id, v.channel_id,
+           SELECT v.receipt, v.provider, v.key, v.kind, v.tenant_id, v.channel_id,
                   CAST(v.payload AS jsonb), v.occurred_at
-           FROM unnest(:keys, :kinds, :tenants, :channels, :payloads, :occurred)
-                AS v (key, kind, tenant_id, channel_id, payload, occurred_at)
+           FROM unnest(:e_receipts, :e_providers, :keys, :kinds, :tenants, :channels, :payloads,
+                       :occurred)
+                AS v (receipt, provider, key, kind, tenant_id, channel_id, payload, occurred_at)
            ON CONFLICT (provider, event_key) DO NOTHING
-           RETURNING id, tenant_id
+           RETURNING id, tenant_id, receipt_id
+       ), posts AS (
+           SELECT * FROM unnest(:receipts, :providers, :r_channels, :r_tenants, :content_types,
+                                :bodies, :totals, :correlations)
+                AS r (id, provider, channel_id, tenant_id, content_type, body, total,
+                      correlation)
+       ), counted AS (
+           SELECT receipt_id, count(*) AS new FROM fresh GROUP BY receipt_id
        ), jobs AS (
            INSERT INTO outbox (actor, queue, args, tenant_id, correlation_id)
-           SELECT :actor, :queue, jsonb_build_object('event_id', id), tenant_id, :correlation
-           FROM fresh
-       ), receipt AS (
+           SELECT :actor, :queue, jsonb_build_object('event_id', f.id), f.tenant_id,
+                  p.correlation
+           FROM fresh f JOIN posts p ON p.id = f.receipt_id
+       ), receipts AS (
            INSERT INTO webhook_receipts (id, provider, channel_id, tenant_id, content_type, body,
                                          events, duplicates)
-           SELECT :receipt, :provider, :channel, :tenant, :content_type, :body,
-                  count(*), :total - count(*)
-           FROM fresh
+           SELECT p.id, p.provider, p.channel_id, p.tenant_id, p.content_type, p.body,
+                  coalesce(c.new, 0), p.total - coalesce(c.new, 0)
+           FROM posts p LEFT JOIN counted c ON c.receipt_id = p.id
        )
-       SELECT count(*) FROM fresh"""
+       SELECT p.id, coalesce(c.new, 0) AS new
+       FROM posts p LEFT JOIN counted c ON c.receipt_id = p.id"""
 ).bindparams(
+    bindparam("e_receipts", type_=ARRAY(PG_UUID())),
+    bindparam("e_providers", type_=ARRAY(String())),
     bindparam("keys", type_=ARRAY(String())),
     bindparam("kinds", type_=ARRAY(String())),
     bindparam("tenants", type_=ARRAY(PG_UUID())),
     bindparam("channels", type_=ARRAY(PG_UUID())),
     bindparam("payloads", type_=ARRAY(String())),
     bindparam("occurred", type_=ARRAY(DateTime(timezone=True))),
-    bindparam("body", type_=LargeBinary()),
+    bindparam("receipts", type_=ARRAY(PG_UUID())),
+    bindparam("providers", type_=ARRAY(String())),
+    bindparam("r_channels", type_=ARRAY(PG_UUID())),
+    bindparam("r_tenants", type_=ARRAY(PG_UUID())),
+    bindparam("content_types", type_=ARRAY(String())),
+    bindparam("bodies", type_=ARRAY(LargeBinary())),
+    bindparam("totals", type_=ARRAY(Integer())),
+    bindparam("correlations", type_=ARRAY(String())),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One verified provider POST to journal: its exact bytes and the events split from it."""
+
+    provider: str
+    body: bytes
+    content_type: str | None
+    events: Sequence[EventIn]
+    channel_id: uuid.UUID | None = None
+    tenant_id: uuid.UUID | None = None
+    correlation_id: str | None = None
+
+
+def post(
+    *,
+    provider: str,
+    body: bytes,
+    content_type: str | None,
+    events: Sequence[EventIn],
+    channel_id: uuid.UUID | None = None,
+    tenant_id: uuid.UUID | None = None,
+) -> Post:
+    """A :class:`Post` carrying the request's correlation id (its jobs' correlation)."""
+    context = structlog.contextvars.get_contextvars()
+    return Post(
+        provider,
+        body,
+        content_type,
+        events,
+        channel_id,
+        tenant_id,
+        context.get("request_id") or context.get("correlation_id"),
+    )
 
 
 async def journal(
@@ -132,37 +196,56 @@ async def journal(
     channel_id: uuid.UUID | None = None,
     tenant_id: uuid.UUID | None = None,
 ) -> Journaled:
-    """Store one verified POST and its events; enqueue the new ones.  The caller commits.
+    """Store one verified POST and its events; enqueue the new ones.  The caller commits."""
+    one = post(
+        provider=provider,
+        body=body,
+        content_type=content_type,
+        events=events,
+        channel_id=channel_id,
+        tenant_id=tenant_id,
+    )
+    (done,) = await journal_many(session, [one])
+    return done
 
-    One statement (a receiver answers in milliseconds): the events go in by array, those the
-    journal did not have yet get their ``inbound.process`` job, and the receipt records how
-    many were new (foreign keys are checked when the statement ends, so the receipt may be
-    written last)."""
-    distinct = _distinct(events)
-    context = structlog.contextvars.get_contextvars()
-    receipt_id = uuid.uuid4()
-    new = await session.scalar(
+
+async def journal_many(session: AsyncSession, posts: Sequence[Post]) -> list[Journaled]:
+    """Store verified POSTs and their events in one statement (a receiver answers in
+    milliseconds, and several POSTs share a round trip): the events go in by array, those the
+    journal did not have yet get their ``inbound.process`` job, and each receipt records how
+    many of its events were new (foreign keys are checked when the statement ends, so the
+    receipts may be written last).  An event two POSTs of one call both carry is the first
+    one's.  The caller commits."""
+    receipts = [uuid.uuid4() for _ in posts]
+    events = [(r, p, e) for r, p in zip(receipts, posts, strict=True) for e in _distinct(p.events)]
+    rows = await session.execute(
         _JOURNAL,
         {
-            "receipt": receipt_id,
-            "provider": provider,
-            "channel": channel_id,
-            "tenant": tenant_id,
-            "content_type": content_type,
-            "body": body,
-            "total": len(events),
-            "keys": [e.key for e in distinct],
-            "kinds": [e.kind for e in distinct],
-            "tenants": [e.tenant_id for e in distinct],
-            "channels": [e.channel_id for e in distinct],
-            "payloads": [json.dumps(e.payload) for e in distinct],
-            "occurred": [e.occurred_at for e in distinct],
+            "e_receipts": [r for r, _, _ in events],
+            "e_providers": [p.provider for _, p, _ in events],
+            "keys": [e.key for _, _, e in events],
+            "kinds": [e.kind for _, _, e in events],
+            "tenants": [e.tenant_id for _, _, e in events],
+            "channels": [e.channel_id for _, _, e in events],
+            "payloads": [json.dumps(e.payload) for _, _, e in events],
+            "occurred": [e.occurred_at for _, _, e in events],
+            "receipts": receipts,
+            "providers": [p.provider for p in posts],
+            "r_channels": [p.channel_id for p in posts],
+            "r_tenants": [p.tenant_id for p in posts],
+            "content_types": [p.content_type for p in posts],
+            "bodies": [p.body for p in posts],
+            "totals": [len(p.events) for p in posts],
+            "correlations": [p.correlation_id for p in posts],
             "actor": process.name,
             "queue": process.queue,
-            "correlation": context.get("request_id") or context.get("correlation_id"),
         },
     )
-    return Journaled(receipt_id, int(new or 0), len(events) - int(new or 0))
+    new = {receipt: int(count) for receipt, count in rows}
+    return [
+        Journaled(r, new.get(r, 0), len(p.events) - new.get(r, 0))
+        for r, p in zip(receipts, posts, strict=True)
+    ]
 
 
 def _distinct(events: Sequence[EventIn]) -> list[EventIn]:
