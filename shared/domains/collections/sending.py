@@ -52,7 +52,7 @@ from shared.domains.collections import agreement_reminders, cadences
 from shared.domains.collections.agreement_reminders import AGREEMENT_KIND
 from shared.domains.collections.attempts import next_state
 from shared.domains.collections.content import AgreementItem, Content, compose, compose_agreement
-from shared.domains.collections.planner import SEND_BATCH_SIZE, phone_block_reason
+from shared.domains.collections.planner import SEND_BATCH_SIZE, pace_of, phone_block_reason
 from shared.domains.collections.window import place_of
 from shared.domains.inbound import sms as sms_webhooks
 from shared.domains.money import rules
@@ -88,11 +88,6 @@ PRESCRIPTION_YEARS = 5  # CC art. 206 §5 I: a debt in a written instrument pres
 SHORT_WAIT_S = 2.0  # a rate-limit wait this short is slept in place; longer ones reschedule
 LATE_S = 0.1  # a message this late for its slot is booked again rather than sent in a bunch
 MAX_REBOOKS = 3  # per batch: a loop too busy even for that sends late rather than spin
-# Meta's 80 msg/s is counted over any second by Meta's clock; our sends leave at their booked
-# slots plus whatever a busy event loop, a new connection and the network add, which can bunch
-# them.  A 25 % margin absorbs up to ~250 ms of such delay without a single 130429 (20 % let
-# through one or a few in 20,000 on a saturated machine).
-THROUGHPUT_MARGIN = 0.75
 PAIR_RATE, PAIR_BURST = 1 / 6, 45  # contract §4.2: ~1 message per 6 s to one user, bursts of 45
 DISCOUNT_KEYS = {"lembrete_d3": "lembrete_d3_desconto"}
 REVIEW_WAIT_S = 60.0
@@ -397,8 +392,7 @@ async def _channels(session: AsyncSession, attempts: Sequence[ContactAttempt]) -
 
 def _bucket(channel: Channel) -> tuple[str, float]:
     """The number's bucket in Redis and the rate we hold it to."""
-    rate = float(channel.config.get("throughput_per_s") or 80) * THROUGHPUT_MARGIN
-    return f"wa:{channel.config['phone_number_id']}", rate
+    return f"wa:{channel.config['phone_number_id']}", pace_of(channel.config)
 
 
 async def _check_room(channels: list[Channel], queued: Sequence[ContactAttempt]) -> None:

@@ -465,3 +465,29 @@ async def test_a_paused_channel_makes_its_messages_wait_without_using_up_the_ste
     assert resumed.planned == 1
     (attempt,) = await shop.attempts()
     assert attempt.channel == "whatsapp"  # it waited; it did not go by SMS
+
+
+async def test_a_big_plans_send_jobs_fall_due_at_the_pace_of_the_retailers_number(
+    shop: Shop,
+) -> None:
+    for n in range(60):
+        debtor = await shop.customer(phone=f"+55119876{n:05d}")
+        await shop.installment(debtor, TODAY + timedelta(days=3))
+    before = datetime.now(UTC)
+
+    assert (await shop.plan()).planned == 60
+
+    jobs = list(
+        await shop.session.scalars(
+            select(OutboxJob)
+            .where(OutboxJob.actor == "collections.send")
+            .order_by(OutboxJob.not_before)
+        )
+    )
+    assert [len(j.args["attempt_ids"]) for j in jobs] == [25, 25, 10]
+    # the first at once; each next one when the number has sent the one before (25 messages
+    # at 75 % of 80 msg/s), from the real instant since the plan's own is past
+    each = timedelta(seconds=25 / 60)
+    assert jobs[0].not_before == MONDAY_9AM
+    assert before + each <= jobs[1].not_before <= datetime.now(UTC) + each
+    assert jobs[2].not_before - jobs[1].not_before == each
