@@ -31,6 +31,8 @@ from shared.domains.money import rules
 from shared.domains.money.balance import balance_of, local_date
 from shared.domains.portfolio.status import COLLECTABLE
 from shared.models import (
+    Agreement,
+    AgreementInstallment,
     AuditEvent,
     CollectionHold,
     ContactAttempt,
@@ -267,6 +269,23 @@ async def _attempts(session: AsyncSession, customer: Customer) -> list[dict[str,
         )
         for attempt_id, external_id in rows.tuples():
             items.setdefault(attempt_id, []).append(external_id)
+        # an agreement's reminders are about its own installments: "agreement <id> #<n>"
+        # (number 0 is the down payment)
+        of_agreements = await session.execute(
+            select(
+                ContactAttemptItem.attempt_id,
+                AgreementInstallment.agreement_id,
+                AgreementInstallment.number,
+            )
+            .join(
+                AgreementInstallment,
+                AgreementInstallment.id == ContactAttemptItem.agreement_installment_id,
+            )
+            .where(ContactAttemptItem.attempt_id.in_([a.id for a in attempts]))
+            .order_by(AgreementInstallment.due_date, AgreementInstallment.number)
+        )
+        for attempt_id, agreement_id, number in of_agreements.tuples():
+            items.setdefault(attempt_id, []).append(f"agreement {agreement_id} #{number}")
     statuses = await _provider_statuses(session, attempts)
     return [
         {
@@ -380,6 +399,53 @@ async def _holds(session: AsyncSession, customer: Customer) -> list[dict[str, An
     ]
 
 
+async def _agreements(session: AsyncSession, customer: Customer) -> list[dict[str, Any]]:
+    """Every agreement made with the customer, its terms and how it stands or ended."""
+    agreements = list(
+        await session.scalars(
+            select(Agreement)
+            .where(Agreement.tenant_id == customer.tenant_id, Agreement.customer_id == customer.id)
+            .order_by(Agreement.created_at)
+        )
+    )
+    plans: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    if agreements:
+        for row in await session.scalars(
+            select(AgreementInstallment)
+            .where(AgreementInstallment.agreement_id.in_([a.id for a in agreements]))
+            .order_by(AgreementInstallment.number)
+        ):
+            plans.setdefault(row.agreement_id, []).append(
+                {
+                    "number": row.number,
+                    "due_date": row.due_date,
+                    "amount": row.amount,
+                    "amount_paid": row.amount_paid,
+                    "status": row.status,
+                }
+            )
+    return [
+        {
+            "id": a.id,
+            "offer_id": a.offer_id,
+            "option_id": a.option_id,
+            "mandate_id": a.mandate_id,
+            "policy_version": a.policy_version,
+            "status": a.status,
+            "original_total": a.original_total,
+            "negotiated_total": a.negotiated_total,
+            "interest": a.interest,
+            "down_payment_amount": a.down_payment_amount,
+            "created_by": a.created_by,
+            "created_at": a.created_at,
+            "ended_at": a.voided_at or a.broken_at or a.completed_at or a.cancelled_at,
+            "end_reason": a.end_reason,
+            "installments": plans.get(a.id, []),
+        }
+        for a in agreements
+    ]
+
+
 async def _requests(session: AsyncSession, customer: Customer) -> list[dict[str, Any]]:
     rows = await session.scalars(
         select(DataRequest)
@@ -458,6 +524,9 @@ def _timeline(document: dict[str, Any]) -> list[dict[str, Any]]:
         add(n["created_at"], "note", n["id"], "operator note")
     for h in document["holds"]:
         add(h["created_at"], "hold", h["id"], f"hold {h['kind']}")
+    for g in document["agreements"]:
+        add(g["created_at"], "agreement", g["id"], f"agreement made ({g['option_id']})")
+        add(g["ended_at"], "agreement", g["id"], f"agreement {g['status']}")
     for r in document["data_requests"]:
         add(r["received_at"], "data_request", r["id"], f"data request ({r['kind']})")
     for e in document["audit_events"]:
@@ -510,6 +579,7 @@ async def build(
         "messages": messages,
         "notes": notes,
         "holds": await _holds(session, customer),
+        "agreements": await _agreements(session, customer),
         "data_requests": await _requests(session, customer),
         "audit_events": _audit_out(events),
     }

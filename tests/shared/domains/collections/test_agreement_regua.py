@@ -17,6 +17,8 @@ from shared.brazil.numbers import format_brl, format_date_br
 from shared.brazil.pix import decode
 from shared.domains.audit.service import Actor
 from shared.domains.collections import sending
+from shared.domains.evidence import dossier as evidence
+from shared.domains.evidence import dossier_html
 from shared.domains.money.pixcodes import txid_for
 from shared.domains.negotiation import agreement_pay, agreements, lifecycle
 from shared.domains.negotiation import service as negotiation
@@ -177,6 +179,21 @@ async def test_a_reminder_asks_for_what_is_still_due_with_the_installments_own_p
     await _pay(session, plan.first, still_due)
     paid = await paypage.bill(session, found, reminder.planned_for)
     assert (paid.settled, paid.lines) == ("paid", [])
+
+    # the customer's dossier names the agreement installment the reminder asked for, and the
+    # agreement with its plan
+    dossier = await evidence.build(session, plan.customer, reminder.planned_for)
+    (sent,) = [a for a in dossier["contact_attempts"] if a["id"] == str(reminder.id)]
+    assert sent["installments"] == [f"agreement {plan.agreement.id} #1"]
+    (made,) = dossier["agreements"]
+    assert made["id"] == str(plan.agreement.id) and made["status"] == "active"
+    assert [(i["number"], i["amount_paid"]) for i in made["installments"]][:2] == [
+        (0, str(plan.down.amount)),
+        (1, str(plan.first.amount)),
+    ]
+    assert {e["type"] for e in dossier["timeline"]} >= {"agreement", "contact_attempt"}
+    page = dossier_html.render(dossier)
+    assert "<h2>Acordos</h2>" in page and f"agreement {plan.agreement.id} #1" in page
 
 
 async def test_paying_the_installment_cancels_its_reminder_before_it_goes(
