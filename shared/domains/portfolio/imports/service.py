@@ -244,7 +244,7 @@ async def receive(
         await stager.abandon()
         if edge is not None:
             await edge.rollback()
-        await _reject(session, tenant_id, import_id, exc.reason, actor)
+        await reject(session, tenant_id, import_id, exc.reason, actor)
         if edge is not None:
             await edge.commit()
         raise ImportRejected(
@@ -256,7 +256,7 @@ async def receive(
         await stager.abandon()
         if edge is not None:
             await edge.rollback()
-            await _reject(
+            await reject(
                 session,
                 tenant_id,
                 import_id,
@@ -401,7 +401,7 @@ class _Stager:
         return kept
 
 
-async def _reject(
+async def reject(
     session: AsyncSession, tenant_id: uuid.UUID, import_id: uuid.UUID, reason: str, actor: Actor
 ) -> None:
     """Fail the import and remove everything it staged: no rows, no row errors, nothing merged."""

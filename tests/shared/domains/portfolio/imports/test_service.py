@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.brazil.numbers import parse_amount, parse_date
 from shared.db import SessionMaker
-from shared.domains.portfolio.imports import merge, schemas, service
+from shared.domains.portfolio.imports import merge, schemas, service, tasks
 from shared.domains.portfolio.imports.service import CLI_ACTOR, Progress
-from shared.models import Tenant
+from shared.models import DataImport, Tenant
 from shared.tenancy import SYSTEM, tenant_scope, use_scope
 from tests.shared.domains.portfolio.imports.support import fake_cpf, formatted_cpf, simple_csv
 from tests.support.identity import Identities
@@ -520,3 +520,37 @@ async def test_a_late_duplicate_of_a_merged_line_undoes_the_early_merge(
     assert early[0] == 0
     assert tuple(owner) == ("CL000000", Decimal("77.70"))
     assert created[0] == 12_000
+
+
+async def test_an_upload_its_process_left_receiving_is_failed_with_the_reason(
+    session: AsyncSession, tenant: Tenant
+) -> None:
+    stalled, fresh = (
+        DataImport(tenant_id=tenant.id, status="receiving", format="csv") for _ in range(2)
+    )
+    session.add_all([stalled, fresh])
+    await session.flush()
+    await session.execute(
+        text(
+            """INSERT INTO import_errors (tenant_id, import_id, line, field, reason)
+               VALUES (:t, :i, 2, 'due_date', 'not a date')"""
+        ),
+        {"t": tenant.id, "i": stalled.id},
+    )
+    await session.execute(
+        text("UPDATE imports SET updated_at = now() - interval '31 minutes' WHERE id = :i"),
+        {"i": stalled.id},
+    )
+    await use_scope(session, SYSTEM)
+
+    await tasks.sweep_stalled(session)
+
+    rows = await _all(session, "SELECT id, status, error FROM imports ORDER BY created_at")
+    assert {r.id: (r.status, r.error) for r in rows} == {
+        stalled.id: ("failed", tasks.STALLED),
+        fresh.id: ("receiving", None),
+    }
+    left = await _one(
+        session, "SELECT count(*) FROM import_errors WHERE import_id = :i", i=stalled.id
+    )
+    assert tuple(left) == (0,)  # what it staged is gone
