@@ -391,11 +391,13 @@ async def _pay_by_pix(session: AsyncSession, conn: PixConnection, item: dict[str
     await use_scope(session, SYSTEM)
     await journal.journal(
         session,
-        provider="pix",
-        body=body(item),
-        content_type="application/json",
-        events=pix_webhooks.events_for(conn, pix_webhooks.parse(body(item))),
-        tenant_id=conn.tenant_id,
+        journal.post(
+            provider="pix",
+            body=body(item),
+            content_type="application/json",
+            events=pix_webhooks.events_for(conn, pix_webhooks.parse(body(item))),
+            tenant_id=conn.tenant_id,
+        ),
     )
     pending = list(
         await session.scalars(select(WebhookEvent.id).where(WebhookEvent.state == "pending"))

@@ -186,25 +186,9 @@ def post(
     )
 
 
-async def journal(
-    session: AsyncSession,
-    *,
-    provider: str,
-    body: bytes,
-    content_type: str | None,
-    events: Sequence[EventIn],
-    channel_id: uuid.UUID | None = None,
-    tenant_id: uuid.UUID | None = None,
-) -> Journaled:
-    """Store one verified POST and its events; enqueue the new ones.  The caller commits."""
-    one = post(
-        provider=provider,
-        body=body,
-        content_type=content_type,
-        events=events,
-        channel_id=channel_id,
-        tenant_id=tenant_id,
-    )
+async def journal(session: AsyncSession, one: Post) -> Journaled:
+    """Store one verified POST (:func:`post`) and its events; enqueue the new ones.  The caller
+    commits."""
     (done,) = await journal_many(session, [one])
     return done
 

@@ -252,7 +252,8 @@ async def _webhook_status(
         for e in split(payload)
     ]
     await journal.journal(
-        shop.session, provider="whatsapp", body=b"{}", content_type=None, events=events
+        shop.session,
+        journal.post(provider="whatsapp", body=b"{}", content_type=None, events=events),
     )
 
 

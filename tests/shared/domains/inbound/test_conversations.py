@@ -143,7 +143,8 @@ class Retailer:
         ]
         await use_scope(self.session, SYSTEM)  # the receiver journals as the platform
         await journal.journal(
-            self.session, provider="whatsapp", body=b"{}", content_type=None, events=events
+            self.session,
+            journal.post(provider="whatsapp", body=b"{}", content_type=None, events=events),
         )
 
     async def conversations(self) -> list[Conversation]:

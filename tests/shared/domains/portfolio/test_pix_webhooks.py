@@ -42,11 +42,13 @@ async def _post(session: AsyncSession, conn: PixConnection, *items: dict[str, ob
     events = pix_webhooks.events_for(conn, pix_webhooks.parse(body(*items)))
     await journal.journal(
         session,
-        provider="pix",
-        body=body(*items),
-        content_type="application/json",
-        events=events,
-        tenant_id=conn.tenant_id,
+        journal.post(
+            provider="pix",
+            body=body(*items),
+            content_type="application/json",
+            events=events,
+            tenant_id=conn.tenant_id,
+        ),
     )
     await _process(session, conn.tenant_id)
 
