@@ -147,6 +147,10 @@ async def test_an_offer_link_lists_the_options_and_choosing_one_makes_the_agreem
 
     got = (await shop.call("GET", f"/v1/installments/{inst['id']}")).json()
     assert got["status"] == "renegotiated"
+    # an earlier reminder's page about it says so, and asks for nothing
+    reminder = _path(links.ATTEMPT, await message_about(world, shop, inst))
+    await _pass(world.api, reminder)
+    assert "entraram em um acordo" in (await world.api.get(reminder)).text
     async with world.maker() as session:
         await use_scope(session, SYSTEM)
         agreements = list(await session.scalars(select(Agreement)))

@@ -42,6 +42,8 @@ cursor:pointer;background:#0b6b4f;color:#fff}
 # What a page with a reason to be empty says (``Bill.settled``).
 SETTLED = {
     "paid": "Não há nada a pagar nesta cobrança. Obrigado!",
+    "renegotiated": "Estas parcelas entraram em um acordo. Os lembretes do acordo trazem o valor "
+    "e o Pix de cada parcela dele.",
     "agreement_void": "Este acordo foi desfeito. Para pagar, fale com a loja.",
     "agreement_broken": "Este acordo foi encerrado. Para pagar, fale com a loja.",
     "agreement_cancelled": "Este acordo foi cancelado. Para pagar, fale com a loja.",

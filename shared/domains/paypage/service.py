@@ -124,7 +124,7 @@ class Bill:
     total: Decimal = Decimal("0.00")
     pix: str | None = None
     of_agreement: bool = False
-    settled: str | None = None  # paid | agreement_void | agreement_broken ...
+    settled: str | None = None  # paid | renegotiated | agreement_void | agreement_broken ...
 
 
 async def bill(session: AsyncSession, found: Found, now: datetime) -> Bill:
@@ -152,15 +152,17 @@ async def bill(session: AsyncSession, found: Found, now: datetime) -> Bill:
             pix=content.pix,
             of_agreement=True,
         )
-    installments = list(
+    asked = list(
         await session.scalars(
             select(Installment)
             .join(ContactAttemptItem, ContactAttemptItem.installment_id == Installment.id)
-            .where(ContactAttemptItem.attempt_id == attempt.id, Installment.status.in_(OPEN))
+            .where(ContactAttemptItem.attempt_id == attempt.id)
         )
     )
+    installments = [i for i in asked if i.status in OPEN]
     if not installments:
-        return replace(head, settled="paid")
+        renegotiated = any(i.status == "renegotiated" for i in asked)
+        return replace(head, settled="renegotiated" if renegotiated else "paid")
     content = await compose(
         session,
         tenant,
