@@ -420,7 +420,9 @@ async def on_refund(session: AsyncSession, event: WebhookEvent) -> Outcome:
 
 class PixReceivedOut(msgspec.Struct):
     """A Pix a PSP reported: ``applied`` to an installment, ``unmatched`` (with the reason; apply
-    it by hand with ``POST /v1/payments``, external_id = end_to_end_id) or ``pending``."""
+    it by hand with ``POST /v1/payments``, external_id = end_to_end_id) or ``pending``.
+    ``installment_id`` is the installment it paid — the oldest, when a message's Pix was split
+    over several (the others' payments are ``<end_to_end_id>/2`` …); none for an agreement's."""
 
     id: int
     end_to_end_id: str
@@ -453,7 +455,7 @@ def _uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
-def _out(event: WebhookEvent) -> PixReceivedOut:
+def _out(event: WebhookEvent, installment_id: uuid.UUID | None) -> PixReceivedOut:
     payload = event.payload
     state = _STATES.get(WebhookEventState(event.state), str(event.state))
     txid = payload.get("txid")
@@ -465,7 +467,7 @@ def _out(event: WebhookEvent) -> PixReceivedOut:
         paid_at=datetime.fromisoformat(str(payload.get("horario"))),
         state=state,
         reason=event.result if state == "unmatched" else None,
-        installment_id=id_for_txid(txid) if state == "applied" and txid else None,
+        installment_id=installment_id if state == "applied" else None,
         connection_id=_uuid(payload.get("connection_id")),
         received_at=event.received_at,
     )
@@ -495,7 +497,16 @@ async def received(
     rows = list(await session.scalars(query.order_by(WebhookEvent.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
+    # the installment each applied Pix paid: its payment keeps the endToEndId as external id
+    # (the oldest installment's, when a message's Pix was split; none for an agreement's)
+    e2es = [str(r.payload.get("endToEndId")) for r in rows if r.state == "processed"]
+    found = await session.execute(
+        select(Payment.external_id, Payment.installment_id).where(
+            Payment.tenant_id == tenant_id, Payment.external_id.in_(e2es)
+        )
+    )
+    paid = {external_id: installment_id for external_id, installment_id in found.all()}
     return PixReceivedPage(
-        items=[_out(row) for row in rows],
+        items=[_out(row, paid.get(str(row.payload.get("endToEndId")))) for row in rows],
         next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
     )

@@ -278,6 +278,8 @@ async def test_the_pix_of_a_message_about_several_installments_pays_them_oldest_
         (f"{item['endToEndId']}/2", Decimal("160.00"), Decimal("10.00")),
     ]
     assert [e.state for e in await _events(session)] == ["processed"]
+    (listed,) = (await pix_webhooks.received(session, shop.id)).items
+    assert (listed.state, listed.installment_id) == ("applied", first.id)  # not the message's id
 
 
 async def test_a_short_pix_of_such_a_message_pays_the_oldest_and_leaves_the_rest(
