@@ -109,8 +109,10 @@ async def test_forged_expired_and_guessed_links_show_nothing(
     last = await world.api.post(path, data={"documento": "000"})
     assert last.status_code == 429 and "bloqueado" in last.text
     # the right answer no longer opens it, nor does a plain visit
-    assert (await world.api.post(path, data={"documento": CPF[:3]})).status_code == 429
-    assert (await world.api.get(path)).status_code == 429
+    right = await world.api.post(path, data={"documento": CPF[:3]})
+    visit = await world.api.get(path)
+    assert (right.status_code, visit.status_code) == (429, 429)
+    assert "bloqueado" in right.text and "bloqueado" in visit.text
 
 
 async def test_an_offer_link_lists_the_options_and_choosing_one_makes_the_agreement(

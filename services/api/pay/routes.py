@@ -3,8 +3,10 @@
 ``GET`` shows the check, or the page once the check passed (a cookie for this link, 30 min);
 ``POST`` answers the check; ``POST .../escolha`` accepts an offer's option — the agreement is
 made as if the debtor had tapped it in the chat, under the retailer's policy.  Ten wrong
-answers block a link for good (a new message brings a new one), and sign-in's per-address rate
-limit applies.  Pages are never cached, never framed and never leak the link as a referrer.
+answers block a link for good (a new message brings a new one).  The token itself cannot be
+guessed, so the guesses that matter are those on one link; there is no per-address limit
+(mobile carriers put thousands of debtors behind one address).  Pages are never cached,
+never framed and never leak the link as a referrer.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.auth.state import auth_state
 from services.api.pay import pages
 from services.common.http import resources
 from shared import clock
@@ -164,14 +165,6 @@ async def pay_check(
     if isinstance(found, Response):
         return found
     res = resources(request.app.state)
-    ip = request.client.host if request.client else "unknown"
-    decision = await auth_state(request.app).limiter.hit(
-        f"paylink:ip:{ip}", rate=res.settings.signin_rate_per_s, burst=res.settings.signin_burst
-    )
-    if not decision.allowed:
-        wait = int(decision.retry_after_s) + 1
-        error = f"Muitas tentativas. Tente de novo em {wait} s."
-        return _html(pages.check(token, _document_kind(found), error), 429)
     key = _failures_key(token)
     if int(await res.redis.get(key) or 0) >= MAX_FAILURES:
         return _html(BLOCKED, 429)
