@@ -48,6 +48,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from shared import clock
 from shared.domains.audit.service import Actor, record_many
 from shared.domains.channels import senders, templating
+from shared.domains.channels.defaults import OFFER
 from shared.domains.collections import agreement_reminders, cadences
 from shared.domains.collections.agreement_reminders import AGREEMENT_KIND
 from shared.domains.collections.attempts import next_state
@@ -82,7 +83,6 @@ from shared.queue import JobContext, RetryLater, enqueue, job
 log = structlog.get_logger("quita.collections.send")
 
 S = AttemptState
-OFFER_TEMPLATE_KEY = "oferta"  # a step with this template sends an offer (made at send time)
 OPEN = ("open", "partially_paid")
 PRESCRIPTION_YEARS = 5  # CC art. 206 §5 I: a debt in a written instrument prescribes in 5 years
 SHORT_WAIT_S = 2.0  # a rate-limit wait this short is slept in place; longer ones reschedule
@@ -513,7 +513,7 @@ async def _prepare(
 def _offers(shared: _Shared, attempt: ContactAttempt) -> bool:
     """Is the attempt's template the offer's (``quita_oferta_v1`` or the retailer's own)?"""
     return any(
-        t.name == attempt.template_name and t.key == OFFER_TEMPLATE_KEY
+        t.name == attempt.template_name and t.key == OFFER.key
         for t in shared.templates.get(attempt.channel, [])
     )
 
@@ -847,21 +847,7 @@ async def _record(
     for at, ids in later.items():
         await enqueue_sends(session, current[ids[0]].tenant_id, ids, at)
     await session.flush()
-    # the evidence of each contact, sealed with the audit trail: what left, to whom, saying what
-    await record_many(
-        session,
-        SENDER,
-        [
-            (
-                f"attempt.{current[p.attempt.id].state}",
-                p.attempt.tenant_id,
-                ("contact_attempt", p.attempt.id),
-                _evidence(current[p.attempt.id]),
-            )
-            for p in called
-            if current[p.attempt.id].state in _OUTCOMES
-        ],
-    )
+    await _audit_outcomes(session, [current[p.attempt.id] for p in called])
 
 
 async def _record_sent(
@@ -886,18 +872,24 @@ async def _record_sent(
             if column != "id":
                 set_committed_value(attempt, column, value)
         log.info("collections.sent", attempt_id=str(attempt.id), channel=attempt.channel)
+    await _audit_outcomes(session, [p.attempt for p in called])
+
+
+async def _audit_outcomes(session: AsyncSession, attempts: Sequence[ContactAttempt]) -> None:
+    """The evidence of each contact, sealed with the audit trail: what left, to whom, saying
+    what (a retry later is not an outcome)."""
     await record_many(
         session,
         SENDER,
         [
             (
-                f"attempt.{p.attempt.state}",
-                p.attempt.tenant_id,
-                ("contact_attempt", p.attempt.id),
-                _evidence(p.attempt),
+                f"attempt.{a.state}",
+                a.tenant_id,
+                ("contact_attempt", a.id),
+                _evidence(a),
             )
-            for p in called
-            if p.attempt.state in _OUTCOMES
+            for a in attempts
+            if a.state in _OUTCOMES
         ],
     )
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domains.audit.service import Actor, record
+from shared.domains.channels.defaults import OFFER
 from shared.domains.collections import planner
 from shared.domains.inbound import inbox, replies
 from shared.domains.negotiation import agreements, chat, service
@@ -32,8 +33,6 @@ from shared.models import (
     Offer,
 )
 from shared.tenancy import Principal
-
-TEMPLATE_KEY = "oferta"
 
 
 class NothingToSend(Conflict):
@@ -85,7 +84,7 @@ async def send(
                 offer.tenant_id,
                 customer.id,
                 now,
-                template_key=TEMPLATE_KEY,
+                template_key=OFFER.key,
                 installment_ids=offer.installment_ids,
                 offer_id=offer.id,
             )
