@@ -22,6 +22,7 @@ import dramatiq
 import redis.asyncio as aioredis
 import structlog
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.config import Settings, libpq_dsn
@@ -33,6 +34,11 @@ NOTIFY_CHANNEL = "quita_outbox"
 # A job dispatched this many times without finishing is given up on (each dispatch is a delivery
 # Redis lost or a worker died on); its row keeps the reason.
 MAX_DISPATCHES = 25
+
+# What a lost database or Redis raises — a restart, a failover, a connection cut mid-query (which
+# SQLAlchemy wraps as ``DBAPIError``) — the relay outlives: it logs, waits, and connects again.
+OUTAGES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError, aioredis.RedisError)
+OUTAGE_BACKOFF_MAX_S = 5.0
 
 # Due rows are claimed oldest first, but dispatched in turns across tenants: of the oldest
 # ``window`` due rows, each tenant's first job, then each one's second, and so on — so one
@@ -202,6 +208,7 @@ class Relay:
         """Relay until ``stop`` is set: drain on every NOTIFY, poll as a fallback, sweep."""
         listener = asyncio.create_task(self._listen(stop))
         last_sweep = 0.0
+        backoff = 0.0  # while Postgres or Redis is away: waits growing to OUTAGE_BACKOFF_MAX_S
         try:
             while not stop.is_set():
                 try:
@@ -209,14 +216,16 @@ class Relay:
                     if time.monotonic() - last_sweep >= self.settings.relay_sweep_seconds:
                         await self.sweep_once()
                         last_sweep = time.monotonic()
-                except (OSError, asyncpg.PostgresError, aioredis.RedisError) as exc:
-                    log.warning("relay.error", error=str(exc))
+                    backoff = 0.0
+                except OUTAGES as exc:
+                    backoff = min(max(backoff * 2, 0.1), OUTAGE_BACKOFF_MAX_S)
+                    log.warning("relay.error", error=_describe(exc), retry_in_s=backoff)
                 self._wake.clear()
                 waiter = asyncio.create_task(self._wake.wait())
                 stopper = asyncio.create_task(stop.wait())
                 await asyncio.wait(
-                    {waiter, stopper},
-                    timeout=self.settings.relay_poll_seconds,
+                    {waiter, stopper} if not backoff else {stopper},
+                    timeout=backoff or self.settings.relay_poll_seconds,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 waiter.cancel()
@@ -231,8 +240,8 @@ class Relay:
         while not stop.is_set():
             try:
                 conn = await asyncpg.connect(dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("relay.listen_failed", error=str(exc))
+            except OUTAGES as exc:
+                log.warning("relay.listen_failed", error=_describe(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10)
                 continue
@@ -243,5 +252,14 @@ class Relay:
                 conn.add_termination_listener(lambda *_, ev=lost: ev.set())
                 self.wake()  # catch up on anything inserted while we were not listening
                 await lost.wait()
+            except OUTAGES as exc:  # cut while subscribing: connect again
+                log.warning("relay.listen_failed", error=_describe(exc))
             finally:
-                await conn.close()
+                if not conn.is_closed():
+                    conn.terminate()
+
+
+def _describe(exc: BaseException) -> str:
+    """The driver's words, without the statement and parameters SQLAlchemy adds to them."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return f"{type(cause).__name__}: {cause}"[:300]

@@ -204,11 +204,11 @@ class Rig:
 
     async def settle(self, timeout: float = 120) -> list[ContactAttempt]:
         """Wait until every attempt is final, running the sweeper where its periodic run would
-        move things on: a ``queued`` or ``sending`` attempt no job will move (the clock a
-        quarter of an hour on), and ``unknown`` ones the provider never received — once nothing
-        has moved for a while, the sweeper half an hour on (in the database's time, which
-        stamps ``sending_at``) sends them again on the evidence of the later messages
-        delivered meanwhile."""
+        move things on: a ``queued`` or ``sending`` attempt no job will move (a quarter of an
+        hour on), and ``unknown`` ones the provider never received — once nothing has moved for
+        a while, the sweeper half an hour on sends them again on the evidence of the later
+        messages delivered meanwhile.  Both in the database's time, which stamps ``sending_at``
+        (and ``planned_for`` of a deferred attempt); the fixed clock is days behind it."""
         deadline = time.monotonic() + timeout
         swept = resent = False
         last: Counter[str] = Counter()
@@ -226,7 +226,7 @@ class Rig:
                 last, quiet_since = states, time.monotonic()
             stuck = [a for a in open_ if a.state in ("sending", "queued")]
             if stuck and not swept and time.monotonic() > deadline - timeout * 0.6:
-                await self.sweep(NOW + timedelta(minutes=15))
+                await self.sweep(datetime.now(UTC) + timedelta(minutes=15))
                 swept = True
             if (
                 not resent

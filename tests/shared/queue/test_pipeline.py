@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.config import Settings
-from shared.db import SessionMaker
+from shared.db import SessionMaker, create_engine
 from shared.queue import JobContext, enqueue, job
 from shared.queue.broker import build_broker, declare_actors
 from shared.queue.relay import Relay, queue_key
@@ -269,3 +269,43 @@ async def test_the_relay_deals_due_jobs_in_turns_across_tenants(
     assert len(tenants) == 33
     # the small retailer's jobs went out in the first turns, not after the big one's 30
     assert [i for i, t in enumerate(tenants) if t == str(small)] == [1, 3, 5]
+
+
+async def test_the_relay_outlives_its_connections_being_cut_mid_query(
+    committed: SessionMaker,
+    effects: None,
+    settings: Settings,
+    admin_engine: AsyncEngine,
+    redis: aioredis.Redis,
+) -> None:
+    """What a Postgres restart or a failover does: every connection of the relay is cut,
+    mostly while a query runs (it polls all the time).  It logs, reconnects and relays on."""
+    busy = settings.model_copy(update={"relay_poll_seconds": 0.005, "relay_sweep_seconds": 0})
+    engine = create_engine(busy, process="relay")
+    relay = Relay(busy, engine, redis)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        async with admin_engine.connect() as conn:
+            for _ in range(60):
+                await conn.execute(
+                    text(
+                        """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                           WHERE datname = current_database() AND pid <> pg_backend_pid()
+                             AND application_name = :name"""
+                    ),
+                    {"name": f"quita.{settings.env}.relay"},
+                )
+                await asyncio.sleep(0.02)
+        assert not task.done(), task.exception() if task.done() else None
+        await _enqueue(committed, ["after the cut"])
+        key = queue_key(settings.queue_namespace, "default")
+        for _ in range(200):
+            if await redis.llen(key) == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert await redis.llen(key) == 1
+    finally:
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)
+        await engine.dispose()
