@@ -20,11 +20,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.brazil.calendar import timezone_for
 from shared.brazil.documents import format_document
 from shared.domains.audit.service import Actor
 from shared.domains.collections import agreement_reminders
 from shared.domains.collections.content import AgreementItem, Content, compose, compose_agreement
+from shared.domains.collections.window import place_of
 from shared.domains.money import rules
 from shared.domains.money.pixcodes import NothingToPay, PixNotConfigured
 from shared.domains.negotiation import agreement_pay
@@ -70,7 +70,10 @@ class Found:
         return expected is None or given == expected
 
     def today(self, now: datetime) -> date:
-        zone = ZoneInfo(timezone_for(self.customer.state, self.customer.city))
+        """The debtor's date, placed as the message that carried the link was (without an
+        address, by the phone's area code): the page's amounts are the message's day's."""
+        recipient = self.attempt.recipient if self.attempt is not None else None
+        zone = ZoneInfo(place_of(self.customer.state, self.customer.city, recipient).zones[0])
         return now.astimezone(zone).date()
 
 
