@@ -16,5 +16,6 @@ from shared.domains.negotiation import lifecycle as _agreement_lifecycle  # noqa
 from shared.domains.portfolio import pix_webhooks as _pix_webhooks  # noqa: F401
 from shared.domains.portfolio import tasks as _portfolio_tasks  # noqa: F401
 from shared.domains.portfolio.imports import tasks as _import_tasks  # noqa: F401
+from shared.domains.system import idempotency as _idempotency  # noqa: F401
 from shared.domains.system import tasks as _system_tasks  # noqa: F401
 from shared.queue import maintenance as _maintenance  # noqa: F401

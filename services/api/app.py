@@ -27,6 +27,7 @@ from services.api.controllers.pix import PIX_CONTROLLERS
 from services.api.controllers.portfolio import PORTFOLIO_CONTROLLERS
 from services.api.controllers.templates import TEMPLATE_CONTROLLERS
 from services.api.controllers.webhook_endpoints import WEBHOOK_ENDPOINT_CONTROLLERS
+from services.api.idempotency import IdempotencyMiddleware
 from services.api.pay.routes import PAY_ROUTES
 from services.common.app import build_service
 from shared.config import Environment, Settings, get_settings
@@ -37,6 +38,12 @@ DESCRIPTION = """
 Quita's public API. Retailers load customers and installments, configure their collection
 schedule (régua), and follow every contact and reply. Errors are RFC 9457 problem+json with a
 stable `code` and, for invalid input, one entry per field in `errors`.
+
+Every POST honours an `Idempotency-Key` header (1 to 120 visible ASCII characters, the
+caller's own): a retry with the same key, path and body gets the first success again, marked
+`Idempotent-Replayed: true`, and nothing is done twice; the same key for another path or body
+is 422 `idempotency_key_reused`; while the first is still running, 409 `idempotency_key_in_use`
+with `Retry-After`. A failed request frees its key. Successes are kept for 24 hours.
 """
 
 
@@ -80,7 +87,8 @@ def create_app(
         sessionmaker=sessionmaker,
         redis=redis,
         middleware=[
-            DefineMiddleware(BearerTokenMiddleware, exclude=[f"^{p}" for p in PUBLIC_PREFIXES])
+            DefineMiddleware(BearerTokenMiddleware, exclude=[f"^{p}" for p in PUBLIC_PREFIXES]),
+            IdempotencyMiddleware,  # after the token: keys are the caller's
         ],
         lifespans=[auth_lifespan],
     )

@@ -34,6 +34,7 @@ from shared.models.customer_phone import CustomerPhone, PhoneStatus
 from shared.models.data_import import DataImport, ImportError_, ImportRow, ImportStatus
 from shared.models.data_request import DataRequest, DataRequestStatus
 from shared.models.fee_rule import CorrectionIndexRate, FeeRuleVersion
+from shared.models.idempotency import IdempotencyKey
 from shared.models.inbox import ConversationNote, InboxOperator
 from shared.models.installment import Installment, InstallmentStatus
 from shared.models.mandate import Mandate, MandateAction
@@ -95,6 +96,7 @@ __all__ = [
     "EndpointStatus",
     "FeeRuleVersion",
     "HoldKind",
+    "IdempotencyKey",
     "ImportError_",
     "ImportRow",
     "ImportStatus",

@@ -45,6 +45,7 @@ class AgreementController(Controller):
         "Idempotency-Key answers the agreement made, 200). An agency accepts only offers made "
         "under its mandate, while that allows negotiating. Emits `agreement.created`. Audited.",
         guards=[NEGOTIATE],
+        opt={"idempotency": "own"},  # its own rule: see the description
         status_code=201,
     )
     async def accept(

@@ -118,6 +118,7 @@ class ConversationController(Controller):
         "window (only a template may be sent then: POST .../remind), 409 wrong_number when "
         "the number is marked as someone else's. The same Idempotency-Key sends once. Audited.",
         guards=[WORK],
+        opt={"idempotency": "own"},  # its own rule: see the description
         status_code=202,
     )
     async def reply(

@@ -40,6 +40,7 @@ class WebhookEndpointController(Controller):
         "holds the signing secret, shown this once (a retry with the same `Idempotency-Key` "
         "answers the same endpoint and secret). " + SIGNING,
         guards=WRITE,
+        opt={"idempotency": "own"},  # its own rule: see the description
         status_code=201,
     )
     async def create(
