@@ -3,7 +3,8 @@ against this test's Postgres and Redis; the sandbox and the webhooks service are
 HTTP; the sandbox counts what it received per attempt id.
 
 Whatever happens — a worker killed with SIGKILL mid-batch, Redis flushed mid-run, every
-database connection cut, a storm of 429s, 5xx and timeouts — each attempt ends sent exactly
+database connection cut, Postgres gone for seconds and back (a restart, through a proxy), a storm
+of 429s, 5xx and timeouts — each attempt ends sent exactly
 once (an ``unknown`` one reconciled by its status webhook, or sent again by the sweeper when
 the provider's silence shows it never had it), or failed with a reason: none twice, none lost.
 Two schedulers and three workers plan and send each step exactly once.
@@ -28,6 +29,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import select, text, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.sandbox.app import create_app as sandbox_app
@@ -54,6 +56,7 @@ from shared.tenancy import SYSTEM, use_scope
 from tests.conftest import run_lifespan
 from tests.support.identity import Identities
 from tests.support.serve import serve
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.committed
 
@@ -72,13 +75,15 @@ class Rig:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.sandbox_url = self.hooks_url = ""
         self.tenant_id: Any = None
+        self.database_url = settings.database_url  # the processes' (a proxy's, to cut it)
 
     def env(self, **extra: str) -> dict[str, str]:
         s = self.settings
         return {
             **os.environ,
             "QUITA_ENV": "test",
-            "QUITA_DATABASE_URL": s.database_url,
+            "QUITA_DATABASE_URL": self.database_url,
+            "QUITA_DATABASE_APP_URL": "",  # the app role's DSN follows QUITA_DATABASE_URL
             "QUITA_REDIS_URL": s.redis_url,
             "QUITA_QUEUE_NAMESPACE": s.queue_namespace,
             "QUITA_FIXED_NOW": NOW.isoformat(),
@@ -358,6 +363,38 @@ async def test_cutting_every_database_connection_mid_run_loses_no_reminder(
             {"role": settings.database_app_role},
         )
     rows = await r.settle()
+
+    states = check(rows, await r.sandbox_counts(sandbox))
+    assert states["failed"] == 0 and len(rows) == 60, outcomes(rows)
+
+
+async def test_a_postgres_restart_loses_no_reminder(
+    rig: tuple[Rig, httpx.AsyncClient], settings: Settings
+) -> None:
+    """Postgres goes away mid-run — every connection of the worker and the relay reset, new
+    ones refused for a few seconds — and comes back on the same address."""
+    r, sandbox = rig
+    url = make_url(settings.database_url)
+    socket_dir = url.query.get("host")
+    host = socket_dir if isinstance(socket_dir, str) else (url.host or "127.0.0.1")
+    postgres = TcpProxy(host, url.port or 5432)
+    await postgres.start()
+    try:
+        r.database_url = url.set(host="127.0.0.1", port=postgres.port, query={}).render_as_string(
+            hide_password=False
+        )
+        await r.debtors(60)
+        r.start("relay")
+        r.worker()
+        await r.wait_sent(sandbox, 10, timeout=60)
+
+        await postgres.down()
+        await asyncio.sleep(4)
+        await postgres.start()
+        rows = await r.settle()
+    finally:
+        r.stop_all()
+        await postgres.close()
 
     states = check(rows, await r.sandbox_counts(sandbox))
     assert states["failed"] == 0 and len(rows) == 60, outcomes(rows)
