@@ -36,6 +36,8 @@ class SmsIn(msgspec.Struct, forbid_unknown_fields=True, tag="sms", tag_field="ki
     auth_token: Secret
     from_number: Annotated[str, msgspec.Meta(max_length=30)]
     base_url: Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$")] | None = None
+    # the messages per second the account takes (Twilio answers 20429 beyond it)
+    throughput_per_s: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
 
 
 class EmailIn(msgspec.Struct, forbid_unknown_fields=True, tag="email", tag_field="kind"):

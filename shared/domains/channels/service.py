@@ -100,7 +100,7 @@ async def update(
         channel.status = ChannelStatus(data.status)
         channel.status_reason = None
         changed.append("status")
-    if data.throughput_per_s is not None and channel.kind == ChannelKind.WHATSAPP:
+    if data.throughput_per_s is not None and channel.kind != ChannelKind.EMAIL:
         channel.config = {**channel.config, "throughput_per_s": data.throughput_per_s}
         changed.append("throughput_per_s")
     secrets = secrets_of(channel)

@@ -72,11 +72,13 @@ SEND_BATCH_SIZE = 25  # attempts per send job: what they share is read once, the
 # through one or a few in 20,000 on a saturated machine).
 THROUGHPUT_MARGIN = 0.75
 DEFAULT_THROUGHPUT = 80  # msg/s of a WhatsApp number unless its channel says otherwise
+DEFAULT_SMS_THROUGHPUT = 10  # msg/s of an SMS account unless its channel says otherwise
 
 
-def pace_of(config: Mapping[str, Any]) -> float:
-    """The messages per second sent from a WhatsApp number: its limit, less the margin."""
-    return float(config.get("throughput_per_s") or DEFAULT_THROUGHPUT) * THROUGHPUT_MARGIN
+def pace_of(config: Mapping[str, Any], default: int = DEFAULT_THROUGHPUT) -> float:
+    """The messages per second sent from a WhatsApp number (or an SMS account, with its
+    ``default``): its limit, less the margin."""
+    return float(config.get("throughput_per_s") or default) * THROUGHPUT_MARGIN
 
 
 @dataclass(frozen=True, slots=True)

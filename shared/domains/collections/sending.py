@@ -53,7 +53,12 @@ from shared.domains.collections import agreement_reminders, cadences
 from shared.domains.collections.agreement_reminders import AGREEMENT_KIND
 from shared.domains.collections.attempts import next_state
 from shared.domains.collections.content import AgreementItem, Content, compose, compose_agreement
-from shared.domains.collections.planner import SEND_BATCH_SIZE, pace_of, phone_block_reason
+from shared.domains.collections.planner import (
+    DEFAULT_SMS_THROUGHPUT,
+    SEND_BATCH_SIZE,
+    pace_of,
+    phone_block_reason,
+)
 from shared.domains.collections.window import place_of
 from shared.domains.inbound import sms as sms_webhooks
 from shared.domains.money import rules
@@ -391,7 +396,11 @@ async def _channels(session: AsyncSession, attempts: Sequence[ContactAttempt]) -
 
 
 def _bucket(channel: Channel) -> tuple[str, float]:
-    """The number's bucket in Redis and the rate we hold it to."""
+    """The sender's bucket in Redis and the rate we hold it to: a WhatsApp number's, or an SMS
+    account's (its limit is the account's, over all its numbers)."""
+    if channel.kind == "sms":
+        rate = pace_of(channel.config, DEFAULT_SMS_THROUGHPUT)
+        return f"sms:{channel.config['account_sid']}", rate
     return f"wa:{channel.config['phone_number_id']}", pace_of(channel.config)
 
 
@@ -676,9 +685,10 @@ async def _deliver_all(session: AsyncSession, ready: list[Prepared]) -> None:
     loop = asyncio.get_running_loop()
     deferred: dict[float, list[Prepared]] = defaultdict(list)
     due: list[_Due] = [
-        (loop.time(), index, p) for index, p in enumerate(ready) if p.channel.kind != "whatsapp"
+        (loop.time(), index, p) for index, p in enumerate(ready) if p.channel.kind == "email"
     ]
     due += await _book([p for p in ready if p.channel.kind == "whatsapp"], len(ready), deferred)
+    due += await _book([p for p in ready if p.channel.kind == "sms"], 2 * len(ready), deferred)
     due.sort(key=lambda d: (d[0], d[1]))
     calls: list[tuple[Prepared, asyncio.Task[senders.Sent]]] = []
     marked: set[uuid.UUID] = set()
@@ -727,29 +737,36 @@ async def _deliver_all(session: AsyncSession, ready: list[Prepared]) -> None:
 
 
 async def _book(
-    whatsapp: list[Prepared], order: int, deferred: dict[float, list[Prepared]]
+    messages: list[Prepared], order: int, deferred: dict[float, list[Prepared]]
 ) -> list[_Due]:
-    """Consecutive slots in the number's bucket for ``whatsapp`` (one tenant's: one number),
-    each recipient's pair limit allowing; what gets no slot soon is added to ``deferred``."""
-    if not whatsapp:
+    """Consecutive slots in the sender's bucket for ``messages`` (one tenant's, on one channel),
+    on WhatsApp each recipient's pair limit allowing; what gets no slot soon is added to
+    ``deferred``."""
+    if not messages:
         return []
-    channel = whatsapp[0].channel
+    channel = messages[0].channel
     key, rate = _bucket(channel)
-    number = channel.config["phone_number_id"]
     start = asyncio.get_running_loop().time()
-    booking = await senders.clients().limiter.reserve(
-        key,
-        rate=rate,
-        max_wait_s=SHORT_WAIT_S,
-        each=[f"wa-pair:{number}:{p.attempt.recipient}" for p in whatsapp],
-        each_rate=PAIR_RATE,
-        each_burst=PAIR_BURST,
-    )
+    limiter = senders.clients().limiter
+    if channel.kind == "whatsapp":
+        number = channel.config["phone_number_id"]
+        booking = await limiter.reserve(
+            key,
+            rate=rate,
+            max_wait_s=SHORT_WAIT_S,
+            each=[f"wa-pair:{number}:{p.attempt.recipient}" for p in messages],
+            each_rate=PAIR_RATE,
+            each_burst=PAIR_BURST,
+        )
+    else:
+        booking = await limiter.reserve(
+            key, rate=rate, max_wait_s=SHORT_WAIT_S, count=len(messages)
+        )
     if not booking.booked:  # other batches took the room: later
-        deferred[booking.wait_s] += whatsapp
+        deferred[booking.wait_s] += messages
         return []
     due: list[_Due] = []
-    for index, (prepared, slot) in enumerate(zip(whatsapp, booking.slots, strict=True)):
+    for index, (prepared, slot) in enumerate(zip(messages, booking.slots, strict=True)):
         if slot is None:  # this recipient had too many messages of late
             deferred[1 / PAIR_RATE].append(prepared)
         else:

@@ -38,6 +38,7 @@ from shared.domains.paypage import links as paylinks
 from shared.integrations.whatsapp import WhatsAppClient
 from shared.models import (
     AuditEvent,
+    CadenceStep,
     ContactAttempt,
     Customer,
     Installment,
@@ -567,6 +568,33 @@ async def test_thirty_reminders_go_in_two_jobs_and_each_leaves_once(
         if attempt.state == "sent":
             assert attempt.provider_message_id == by_callback[f"attempt:{attempt.id}"]
             assert attempt.amounts is not None and attempt.tries == 1
+
+
+async def test_sms_leave_at_the_accounts_pace_and_none_is_refused(
+    shop: Shop, sandbox: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """The sandbox's SMS account takes 10 messages a second and answers 20429 beyond, as
+    Twilio does: a batch of 18 is paced under it, every message accepted at its first call."""
+    await session.execute(
+        update(CadenceStep)
+        .where(CadenceStep.tenant_id == shop.tenant_id)
+        .values(channel="sms", fallback_channel=None)
+    )
+    for n in range(18):
+        debtor = await shop.customer(phone=f"+55119877{n:05d}")
+        await shop.installment(debtor, TODAY - timedelta(days=5))
+    await plan_tenant(session, shop.tenant_id, NOW)
+    attempts = [a for a in await shop.attempts() if a.state == "queued"]
+    assert len(attempts) == 18 and {a.channel for a in attempts} == {"sms"}
+
+    states = await sending.send_batch(session, [a.id for a in attempts], now=NOW)
+
+    assert Counter(states.values()) == {"sent": 18}
+    for attempt in attempts:
+        await session.refresh(attempt)
+        assert attempt.tries == 1 and attempt.error_code is None
+    texts = (await sandbox.get(f"/_sandbox/sms/accounts/{ACCOUNT}/messages")).json()["messages"]
+    assert len(texts) == 18
 
 
 async def _offer_message(shop: Shop, maria: Customer, at: datetime) -> tuple[Offer, ContactAttempt]:
