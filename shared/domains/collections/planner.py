@@ -683,18 +683,19 @@ async def _write(session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[Row
                 "steps": s_ids,
             },
         )
-    # the queued attempts' send jobs, in the same transaction: those due at the same instant
-    # share jobs of up to SEND_BATCH_SIZE (a send job reads what its attempts share once), due
-    # one after another at the pace of the retailer's number — a job finds room for its
-    # messages instead of finding the number booked by its siblings and going back to the
-    # queue, and the workers' threads take many retailers' jobs at once, not one's
-    due: dict[datetime, list[str]] = defaultdict(list)
+    # the queued attempts' send jobs, in the same transaction: those due at the same instant on
+    # the same channel share jobs of up to SEND_BATCH_SIZE (a send job reads what its attempts
+    # share once), due one after another at the pace of the retailer's number or SMS account —
+    # a job finds room for its messages instead of finding the sender booked by its siblings
+    # and going back to the queue, and the workers' threads take many retailers' jobs at once
+    due: dict[tuple[datetime, str], list[str]] = defaultdict(list)
     for a in attempts:
         if a["state"] == AttemptState.QUEUED:
-            due[a["planned_for"]].append(str(a["id"]))
+            due[(a["planned_for"], a["channel"])].append(str(a["id"]))
     if not due:
         return
-    each = timedelta(seconds=SEND_BATCH_SIZE / await _pace(session, tenant_id))
+    paces = await _paces(session, tenant_id)
+    each = {kind: timedelta(seconds=SEND_BATCH_SIZE / pace) for kind, pace in paces.items()}
     # the pace is a real duration: from the real instant when the attempts are due already (the
     # clock may be fixed in tests and benches; the outbox releases jobs by the database's time)
     real = datetime.now(UTC)
@@ -704,26 +705,31 @@ async def _write(session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[Row
         [
             (
                 tenant_id,
-                when if n == 0 else max(when, real) + n * each,
+                when if n == 0 else max(when, real) + n * each.get(channel, timedelta(0)),
                 {"attempt_ids": ids[start : start + SEND_BATCH_SIZE]},
             )
-            for when, ids in due.items()
+            for (when, channel), ids in due.items()
             for n, start in enumerate(range(0, len(ids), SEND_BATCH_SIZE))
         ],
     )
 
 
-async def _pace(session: AsyncSession, tenant_id: uuid.UUID) -> float:
-    """The pace of the retailer's WhatsApp number (the default one's when it has none)."""
-    config = await session.scalar(
+async def _paces(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, float]:
+    """The pace of the retailer's WhatsApp number and of its SMS account (the defaults' when it
+    has none); e-mail is not paced."""
+    rows = await session.execute(
         text(
-            """SELECT config FROM channels
-               WHERE tenant_id = :t AND kind = 'whatsapp' AND status = 'active'
-               ORDER BY created_at LIMIT 1"""
+            """SELECT DISTINCT ON (kind) kind, config FROM channels
+               WHERE tenant_id = :t AND kind IN ('whatsapp', 'sms') AND status = 'active'
+               ORDER BY kind, created_at"""
         ),
         {"t": tenant_id},
     )
-    return pace_of(config or {})
+    configs: dict[str, Any] = {kind: config for kind, config in rows.all()}
+    return {
+        "whatsapp": pace_of(configs.get("whatsapp") or {}),
+        "sms": pace_of(configs.get("sms") or {}, DEFAULT_SMS_THROUGHPUT),
+    }
 
 
 # --- "send now" -------------------------------------------------------------------------------

@@ -491,3 +491,27 @@ async def test_a_big_plans_send_jobs_fall_due_at_the_pace_of_the_retailers_numbe
     assert jobs[0].not_before == MONDAY_9AM
     assert before + each <= jobs[1].not_before <= datetime.now(UTC) + each
     assert jobs[2].not_before - jobs[1].not_before == each
+
+
+async def test_sms_send_jobs_fall_due_at_the_pace_of_the_sms_account(shop: Shop) -> None:
+    await shop.session.execute(
+        update(CadenceStep)
+        .where(CadenceStep.tenant_id == shop.tenant_id)
+        .values(channel="sms", fallback_channel=None)
+    )
+    for n in range(60):
+        debtor = await shop.customer(phone=f"+55119876{n:05d}")
+        await shop.installment(debtor, TODAY + timedelta(days=3))
+
+    assert (await shop.plan()).planned == 60
+
+    jobs = list(
+        await shop.session.scalars(
+            select(OutboxJob)
+            .where(OutboxJob.actor == "collections.send")
+            .order_by(OutboxJob.not_before)
+        )
+    )
+    assert [len(j.args["attempt_ids"]) for j in jobs] == [25, 25, 10]
+    # 25 messages at 75 % of the account's 10 msg/s, not at the WhatsApp number's pace
+    assert jobs[2].not_before - jobs[1].not_before == timedelta(seconds=25 / 7.5)
