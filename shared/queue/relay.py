@@ -256,7 +256,10 @@ class Relay:
                 log.warning("relay.listen_failed", error=_describe(exc))
             finally:
                 if not conn.is_closed():
-                    conn.terminate()
+                    try:
+                        await asyncio.wait_for(conn.close(), timeout=2)
+                    except (*OUTAGES, TimeoutError):
+                        conn.terminate()  # a broken connection: drop it
 
 
 def _describe(exc: BaseException) -> str:
