@@ -673,9 +673,10 @@ _Due = tuple[float, int, Prepared]  # (loop time of the slot, order, message)
 
 
 async def _deliver_all(session: AsyncSession, ready: list[Prepared]) -> None:
-    """Book the batch's slots in its number's bucket; mark the messages ``sending`` (committed)
-    a group at a time — those whose slots fall within ``MARK_SPAN_S`` — and call the provider
-    at each one's slot — the calls overlap — then record every outcome in one transaction.
+    """Book the batch's slots in its senders' buckets (the WhatsApp number's, the SMS
+    account's; e-mail goes at once); mark the messages ``sending`` (committed) a group at a
+    time — those whose slots fall within ``MARK_SPAN_S`` — and call the provider at each one's
+    slot — the calls overlap — then record every outcome in one transaction.
     The session's uncommitted work (the prepared messages) is committed with the first group,
     or before the first wait for a slot, whichever comes first.
 
