@@ -28,6 +28,7 @@ from services.api.controllers.portfolio import PORTFOLIO_CONTROLLERS
 from services.api.controllers.templates import TEMPLATE_CONTROLLERS
 from services.api.controllers.webhook_endpoints import WEBHOOK_ENDPOINT_CONTROLLERS
 from services.api.idempotency import IdempotencyMiddleware
+from services.api.idempotency import document as document_idempotency
 from services.api.pay.routes import PAY_ROUTES
 from services.common.app import build_service
 from shared.config import Environment, Settings, get_settings
@@ -91,4 +92,5 @@ def create_app(
             IdempotencyMiddleware,  # after the token: keys are the caller's
         ],
         lifespans=[auth_lifespan],
+        on_startup=[lambda app: document_idempotency(app, PUBLIC_PREFIXES)],
     )

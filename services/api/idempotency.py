@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import re
 
+from litestar import Litestar
 from litestar.enums import ScopeType
+from litestar.openapi.spec import OpenAPIType, Parameter, Schema
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 from services.common.http import resources
@@ -161,3 +163,28 @@ def _key_of(scope: Scope) -> str | None:
 def _own_rule(scope: Scope) -> bool:
     handler = scope.get("route_handler")
     return handler is not None and handler.opt.get("idempotency") == "own"
+
+
+_DOCUMENTED = Parameter(
+    name="Idempotency-Key",
+    param_in="header",
+    required=False,
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=120),
+    description="A retry with the same key, path and body gets the first success again "
+    "(`Idempotent-Replayed: true`) and does nothing twice; another path or body is 422 "
+    "`idempotency_key_reused`; 409 `idempotency_key_in_use` while the first runs. Kept 24 h.",
+)
+
+
+def document(app: Litestar, public: tuple[str, ...]) -> None:
+    """Name the header on every authenticated POST of the schema (run at startup, once every
+    route is registered; handlers that declare it themselves keep their own words)."""
+    if app.openapi_config is None:
+        return
+    for path, item in (app.openapi_schema.paths or {}).items():
+        operation = item.post
+        if operation is None or path.startswith(public):
+            continue
+        declared = list(operation.parameters or [])
+        if not any(getattr(p, "name", "").lower() == "idempotency-key" for p in declared):
+            operation.parameters = [*declared, _DOCUMENTED]

@@ -239,3 +239,21 @@ async def test_a_day_later_the_key_is_forgotten_and_runs_again(
     assert again.status_code == 201 and "idempotent-replayed" not in again.headers
     assert left == ["new", "old-a"]  # old-b swept; old-a is the new request's now
     assert await _holds(session, party) == 4
+
+
+async def test_the_schema_names_the_header_on_every_authenticated_post(
+    api: httpx.AsyncClient,
+) -> None:
+    paths = (await api.get("/schema/openapi.json")).json()["paths"]
+
+    def keyed(operation: dict[str, Any]) -> list[dict[str, Any]]:
+        return [p for p in operation.get("parameters", []) if p["name"] == "Idempotency-Key"]
+
+    posts = {path: item["post"] for path, item in paths.items() if "post" in item}
+    api_posts = {p: op for p, op in posts.items() if p.startswith("/v1/")}
+    assert len(api_posts) > 30
+    for path, operation in api_posts.items():
+        (header,) = keyed(operation)  # once, also where the handler declares it itself
+        assert header["in"] == "header" and not header.get("required"), path
+    assert not keyed(posts["/oauth/token"])
+    assert not any(keyed(item["get"]) for item in paths.values() if "get" in item)
