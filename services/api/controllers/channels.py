@@ -36,7 +36,9 @@ class ChannelController(Controller):
         "/",
         summary="Connect a WhatsApp number, an SMS sender or an e-mail sender",
         description="`kind` is `whatsapp`, `sms` or `email`. Tokens, secrets and passwords are "
-        "stored encrypted and never returned; the answer lists which ones the channel holds.",
+        "stored encrypted and never returned; the answer lists which ones the channel holds. "
+        "`throughput_per_s` is what the WhatsApp number (80 by default) or the SMS account (10) "
+        "takes per second; Quita sends at 75 % of it, across all its workers.",
         guards=[requires(Scopes.SETTINGS_WRITE, roles=MANAGERS)],
         status_code=201,
     )
@@ -70,6 +72,8 @@ class ChannelController(Controller):
     @patch(
         "/{channel_id:uuid}",
         summary="Rename, pause or resume a channel, or replace its credentials",
+        description="`throughput_per_s` changes a WhatsApp number's or an SMS account's rate "
+        "(when Meta raises a number's limit, say); it is ignored for e-mail.",
         guards=[requires(Scopes.SETTINGS_WRITE, roles=MANAGERS)],
     )
     async def update(
