@@ -11,7 +11,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
 import structlog
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
@@ -19,6 +21,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.config import Settings
@@ -104,10 +107,51 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
     return problem_response(request, body)
 
 
+# A dependency that is away for a moment — Postgres restarting or failing over, Redis
+# unreachable — is nobody's mistake and passes: 503 with Retry-After, which clients and
+# providers retry, instead of a 500.
+RETRY_AFTER_OUTAGE_S = 5
+_CONNECTION_LOST = (
+    ConnectionError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says a database or Redis connection was lost or refused."""
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(exc.orig, _CONNECTION_LOST)
+    return isinstance(exc, _CONNECTION_LOST)
+
+
+def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if not is_outage(exc):
+        return _unexpected(request, exc)
+    log.warning(
+        "http.dependency_unavailable",
+        path=loggable_path(request.url.path),
+        error=type(exc.orig if isinstance(exc, DBAPIError) else exc).__name__,
+    )
+    unavailable = ServiceUnavailable(
+        "A service Quita depends on is unavailable for a moment; retry shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_OUTAGE_S)},
+    )
+    return _app_error(request, unavailable)
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     AppError: _app_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,
+    DBAPIError: _unavailable,
+    OSError: _unavailable,
+    asyncpg.PostgresError: _unavailable,
+    asyncpg.InterfaceError: _unavailable,
+    redis_errors.RedisError: _unavailable,
     Exception: _unexpected,
 }
 
