@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import redis.exceptions as redis_errors
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.api.app import create_app
@@ -25,10 +24,7 @@ from tests.support.tcp_proxy import TcpProxy
 
 @pytest.fixture
 async def postgres(migrated: Settings) -> AsyncIterator[TcpProxy]:
-    url = make_url(migrated.database_url)
-    socket_dir = url.query.get("host")
-    host = socket_dir if isinstance(socket_dir, str) else (url.host or "127.0.0.1")
-    proxy = TcpProxy(host, url.port or 5432)
+    proxy = TcpProxy.before_database(migrated.database_url)
     await proxy.start()
     yield proxy
     await proxy.close()
@@ -37,11 +33,7 @@ async def postgres(migrated: Settings) -> AsyncIterator[TcpProxy]:
 async def test_while_postgres_is_away_the_api_answers_503_and_then_serves_again(
     migrated: Settings, postgres: TcpProxy
 ) -> None:
-    url = make_url(migrated.database_url)
-    through = url.set(host="127.0.0.1", port=postgres.port, query={})
-    settings = migrated.model_copy(
-        update={"database_url": through.render_as_string(hide_password=False)}
-    )
+    settings = migrated.model_copy(update={"database_url": postgres.url()})
     app = create_app(settings)
     # a payment page link names a message: reading it needs the database
     page = f"/pagar/{links.token(links.ATTEMPT, uuid.uuid4(), datetime.now(UTC) + timedelta(1))}"

@@ -29,7 +29,6 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import select, text, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.sandbox.app import create_app as sandbox_app
@@ -374,15 +373,10 @@ async def test_a_postgres_restart_loses_no_reminder(
     """Postgres goes away mid-run — every connection of the worker and the relay reset, new
     ones refused for a few seconds — and comes back on the same address."""
     r, sandbox = rig
-    url = make_url(settings.database_url)
-    socket_dir = url.query.get("host")
-    host = socket_dir if isinstance(socket_dir, str) else (url.host or "127.0.0.1")
-    postgres = TcpProxy(host, url.port or 5432)
+    postgres = TcpProxy.before_database(settings.database_url)
     await postgres.start()
     try:
-        r.database_url = url.set(host="127.0.0.1", port=postgres.port, query={}).render_as_string(
-            hide_password=False
-        )
+        r.database_url = postgres.url()
         await r.debtors(60)
         r.start("relay")
         r.worker()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from sqlalchemy.engine import make_url
+
 
 class TcpProxy:
     """Forwards 127.0.0.1:``port`` to the server; :meth:`down` and :meth:`start` again."""
@@ -16,9 +18,26 @@ class TcpProxy:
         """``host`` a name or address, or a Unix socket directory as libpq takes it."""
         self.host, self.target_port = host, port
         self.port = 0
+        self._database_url = ""
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+
+    @classmethod
+    def before_database(cls, database_url: str) -> TcpProxy:
+        """A proxy for the Postgres of ``database_url`` (TCP, or the Unix socket directory of
+        ``?host=``); :meth:`url` is the same database through it."""
+        url = make_url(database_url)
+        socket_dir = url.query.get("host")
+        host = socket_dir if isinstance(socket_dir, str) else (url.host or "127.0.0.1")
+        proxy = cls(host, url.port or 5432)
+        proxy._database_url = database_url
+        return proxy
+
+    def url(self) -> str:
+        """The database URL of :meth:`before_database`, through this proxy (once started)."""
+        through = make_url(self._database_url).set(host="127.0.0.1", port=self.port, query={})
+        return through.render_as_string(hide_password=False)
 
     async def start(self) -> None:
         """Listen (on the same port again after :meth:`down`)."""
