@@ -405,15 +405,17 @@ def _bucket(channel: Channel) -> tuple[str, float]:
 
 
 async def _check_room(channels: list[Channel], queued: Sequence[ContactAttempt]) -> None:
-    """A batch for a number already booked beyond a short wait goes back to the queue before
-    any work is done, so a worker's threads turn to other retailers' batches meanwhile."""
-    number = next((c for c in channels if c.kind == "whatsapp" and c.status == "active"), None)
-    if number is None or not any(a.channel == "whatsapp" for a in queued):
-        return
-    key, rate = _bucket(number)
-    peek = await senders.clients().limiter.hit(key, rate=rate, burst=1, cost=0)
-    if peek.retry_after_s > SHORT_WAIT_S:
-        raise RetryLater(peek.retry_after_s, "the number is busy")
+    """A batch for a WhatsApp number or an SMS account already booked beyond a short wait goes
+    back to the queue before any work is done, so a worker's threads turn to other retailers'
+    batches meanwhile."""
+    for kind in ("whatsapp", "sms"):
+        sender = next((c for c in channels if c.kind == kind and c.status == "active"), None)
+        if sender is None or not any(a.channel == kind for a in queued):
+            continue
+        key, rate = _bucket(sender)
+        peek = await senders.clients().limiter.hit(key, rate=rate, burst=1, cost=0)
+        if peek.retry_after_s > SHORT_WAIT_S:
+            raise RetryLater(peek.retry_after_s, f"the {kind} sender is busy")
 
 
 async def _prepare(

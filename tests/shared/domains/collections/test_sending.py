@@ -49,6 +49,7 @@ from shared.models import (
     TemplateStatus,
     Tenant,
 )
+from shared.queue import RetryLater
 from shared.tenancy import SYSTEM, use_scope
 from tests.shared.domains.collections.test_planner import Shop
 from tests.support.identity import Identities
@@ -595,6 +596,38 @@ async def test_sms_leave_at_the_accounts_pace_and_none_is_refused(
         assert attempt.tries == 1 and attempt.error_code is None
     texts = (await sandbox.get(f"/_sandbox/sms/accounts/{ACCOUNT}/messages")).json()["messages"]
     assert len(texts) == 18
+
+
+@pytest.mark.parametrize(
+    ("channel", "bucket", "rate"),
+    [("whatsapp", f"wa:{PHONE_ID}", 60.0), ("sms", f"sms:{ACCOUNT}", 7.5)],
+)
+async def test_a_batch_for_a_sender_booked_far_ahead_goes_back_before_any_work(
+    shop: Shop,
+    sandbox: httpx.AsyncClient,
+    session: AsyncSession,
+    channel: str,
+    bucket: str,
+    rate: float,
+) -> None:
+    await session.execute(
+        update(CadenceStep)
+        .where(CadenceStep.tenant_id == shop.tenant_id)
+        .values(channel=channel, fallback_channel=None)
+    )
+    _, attempt = await _planned(shop, TODAY - timedelta(days=5))
+    # other batches hold the sender's next 8 seconds
+    limiter = senders.clients().limiter
+    booked = await limiter.reserve(bucket, rate=rate, count=int(rate * 8), max_wait_s=1)
+    assert booked.booked
+
+    with pytest.raises(RetryLater) as later:
+        await sending.send_batch(session, [attempt.id], now=NOW)
+
+    assert later.value.delay_s > 6 and channel in later.value.reason
+    await session.refresh(attempt)
+    assert (attempt.state, attempt.tries, attempt.amounts) == ("queued", 0, None)  # untouched
+    assert await _sent_at_sandbox(sandbox) == []
 
 
 async def _offer_message(shop: Shop, maria: Customer, at: datetime) -> tuple[Offer, ContactAttempt]:
