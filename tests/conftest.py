@@ -216,7 +216,7 @@ async def committed(engine: AsyncEngine, admin_engine: AsyncEngine) -> AsyncIter
             await conn.execute(
                 text(
                     "TRUNCATE outbox, scheduler_runs, webhook_receipts, audit_seals,"
-                    " audit_events, tenants RESTART IDENTITY CASCADE"
+                    " audit_events, idempotency_keys, tenants RESTART IDENTITY CASCADE"
                 )
             )
 

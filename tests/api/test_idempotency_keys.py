@@ -20,6 +20,7 @@ from shared.db import SessionMaker
 from shared.domains.system import idempotency
 from shared.models import CollectionHold, DataImport, IdempotencyKey
 from shared.tenancy import SYSTEM, use_scope
+from tests.conftest import run_lifespan
 from tests.support.identity import Identities, Party, bearer
 
 PAUSE = {"kind": "pause", "reason": "Cliente pediu uma semana"}
@@ -257,3 +258,29 @@ async def test_the_schema_names_the_header_on_every_authenticated_post(
         assert header["in"] == "header" and not header.get("required"), path
     assert not keyed(posts["/oauth/token"])
     assert not any(keyed(item["get"]) for item in paths.values() if "get" in item)
+
+
+async def test_keys_hold_on_the_apps_own_engine_as_in_production(
+    committed: SessionMaker, settings: Settings
+) -> None:
+    """Not the test's transaction: the app's own engine and pool, as deployed."""
+    async with committed() as s:
+        ids = Identities(s, settings)
+        party = await ids.party("Loja de Produção")
+        headers = bearer(await ids.token(party))
+        await s.commit()
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with run_lifespan(app), httpx.AsyncClient(transport=transport, base_url="http://a") as c:
+        put = await c.put("/v1/customers/C-1", json={"name": "Cliente"}, headers=headers)
+        assert put.status_code == 201, put.text
+        url = "/v1/customers/C-1/holds"
+        first = await c.post(url, json=PAUSE, headers=_keyed(headers, "prod-1"))
+        again = await c.post(url, json=PAUSE, headers=_keyed(headers, "prod-1"))
+
+    assert first.status_code == 201, first.text
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json() == first.json()
+    async with committed() as s:
+        await use_scope(s, SYSTEM)
+        assert await _holds(s, party) == 1
