@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.config import Settings
 from shared.db import SessionMaker, create_engine, create_sessionmaker
+from shared.db.outage import cause_of, is_outage
 from shared.errors import AppError, FieldError, ServiceUnavailable, ValidationFailed
 from shared.tenancy import Principal, use_scope
 from shared.tenancy import Scope as TenantScope
@@ -111,21 +112,6 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
 # unreachable — is nobody's mistake and passes: 503 with Retry-After, which clients and
 # providers retry, instead of a 500.
 RETRY_AFTER_OUTAGE_S = 5
-_CONNECTION_LOST = (
-    ConnectionError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-)
-
-
-def is_outage(exc: BaseException) -> bool:
-    """Whether ``exc`` says a database or Redis connection was lost or refused."""
-    if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated) or isinstance(exc.orig, _CONNECTION_LOST)
-    return isinstance(exc, _CONNECTION_LOST)
 
 
 def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -134,7 +120,7 @@ def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[An
     log.warning(
         "http.dependency_unavailable",
         path=loggable_path(request.url.path),
-        error=type(exc.orig if isinstance(exc, DBAPIError) else exc).__name__,
+        error=cause_of(exc),
     )
     unavailable = ServiceUnavailable(
         "A service Quita depends on is unavailable for a moment; retry shortly.",

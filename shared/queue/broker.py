@@ -25,9 +25,18 @@ from dramatiq.middleware import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.config import Settings
-from shared.db import create_engine, create_sessionmaker, get_sessionmaker, set_default_sessionmaker
+from shared.db import (
+    SessionMaker,
+    create_engine,
+    create_sessionmaker,
+    get_sessionmaker,
+    set_default_sessionmaker,
+)
+from shared.db.outage import cause_of, is_outage
 from shared.queue.registry import REGISTRY, JobSpec
 from shared.queue.runner import run_job
+
+log = structlog.get_logger("quita.jobs")
 
 
 class DatabaseResources(Middleware):
@@ -99,6 +108,18 @@ def build_broker(settings: Settings, *, resources: bool = True) -> RedisBroker:
     )
 
 
+async def run_message(maker: SessionMaker, job_id: int) -> None:
+    """The body of every actor: the job, once.  When Postgres or Redis is away not even its
+    failure can be recorded: one line instead of a traceback per message, and the relay's
+    sweeper dispatches it again once they are back (the message is not in Redis any more)."""
+    try:
+        await run_job(maker, job_id)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        log.warning("job.dependency_unavailable", job_id=job_id, error=cause_of(exc))
+
+
 def declare_actors(broker: dramatiq.Broker) -> None:
     """Declare one Dramatiq actor per registered job on ``broker``."""
     for spec in REGISTRY.values():
@@ -108,7 +129,7 @@ def declare_actors(broker: dramatiq.Broker) -> None:
 
 def _declare(broker: dramatiq.Broker, spec: JobSpec) -> None:
     async def handle(job_id: int) -> None:
-        await run_job(get_sessionmaker(), job_id)
+        await run_message(get_sessionmaker(), job_id)
 
     handle.__name__ = spec.name.replace(".", "_")
     options: dict[str, Any] = {}

@@ -15,8 +15,8 @@ import redis.exceptions as redis_errors
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.api.app import create_app
-from services.common.http import is_outage
 from shared.config import Settings
+from shared.db.outage import is_outage
 from shared.domains.paypage import links
 from tests.conftest import run_lifespan
 from tests.support.tcp_proxy import TcpProxy

@@ -15,13 +15,15 @@ import dramatiq
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
+import structlog
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.config import Settings
-from shared.db import SessionMaker, create_engine
+from shared.db import SessionMaker, create_engine, create_sessionmaker
 from shared.queue import JobContext, enqueue, job
-from shared.queue.broker import build_broker, declare_actors
+from shared.queue.broker import build_broker, declare_actors, run_message
 from shared.queue.relay import Relay, queue_key
 
 pytestmark = pytest.mark.committed
@@ -308,4 +310,43 @@ async def test_the_relay_outlives_its_connections_being_cut_mid_query(
     finally:
         stop.set()
         await asyncio.gather(task, return_exceptions=True)
+        await engine.dispose()
+
+
+async def test_a_job_run_while_postgres_is_away_leaves_one_line_and_no_traceback(
+    committed: SessionMaker, effects: None, settings: Settings
+) -> None:
+    await _enqueue(committed, ["during the outage"])
+    async with committed() as s:
+        job_id = (await s.execute(text("SELECT id FROM outbox"))).scalar_one()
+    away = settings.model_copy(  # nothing listens on port 1: the database is refusing
+        update={"database_url": "postgresql://postgres@127.0.0.1:1/quita"}
+    )
+    engine = create_engine(away, process="worker")
+    try:
+        with structlog.testing.capture_logs() as logs:
+            await run_message(create_sessionmaker(engine), job_id)  # does not raise
+    finally:
+        await engine.dispose()
+
+    assert [(e["event"], e["log_level"], e["error"]) for e in logs] == [
+        ("job.dependency_unavailable", "warning", "ConnectionRefusedError")
+    ]
+    # and the job is intact: run once the database is back
+    await run_message(committed, job_id)
+    assert await _effects(committed) == {"during the outage": 1}
+
+
+async def test_a_misconfigured_database_is_not_an_outage_and_still_raises(
+    settings: Settings,
+) -> None:
+    wrong = make_url(settings.database_url).set(database="no_such_database_here")
+    engine = create_engine(
+        settings.model_copy(update={"database_url": wrong.render_as_string(hide_password=False)}),
+        process="worker",
+    )
+    try:
+        with pytest.raises(Exception, match="no_such_database_here"):
+            await run_message(create_sessionmaker(engine), 1)
+    finally:
         await engine.dispose()
