@@ -5,16 +5,13 @@ clear."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.app import create_app
-from services.api.controllers.imports import IMPORT_CONTROLLERS
 from shared.config import Settings
 from shared.db import SessionMaker
 from shared.domains.system import idempotency
@@ -24,17 +21,6 @@ from tests.conftest import run_lifespan
 from tests.support.identity import Identities, Party, bearer
 
 PAUSE = {"kind": "pause", "reason": "Cliente pediu uma semana"}
-
-
-@pytest.fixture
-async def api(http_client: Callable[..., Awaitable[httpx.AsyncClient]]) -> httpx.AsyncClient:
-    def factory(settings: Settings, **kwargs: Any) -> Any:
-        app = create_app(settings, **kwargs)
-        if "/v1/imports" not in app.route_handler_method_map:
-            app = create_app(settings, extra_routes=IMPORT_CONTROLLERS, **kwargs)
-        return app
-
-    return await http_client(factory)
 
 
 async def _shop(api: httpx.AsyncClient, ids: Identities, name: str) -> tuple[Party, dict[str, str]]:

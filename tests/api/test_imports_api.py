@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.config import Settings
 from shared.models import Role
 from shared.tenancy import SYSTEM, use_scope
 from tests.shared.domains.portfolio.imports.support import (
@@ -25,21 +24,6 @@ from tests.shared.domains.portfolio.imports.support import (
 from tests.support.identity import Identities, Party, bearer
 
 CSV = {"Content-Type": "text/csv"}
-
-
-@pytest.fixture
-async def api(http_client: Callable[..., Awaitable[httpx.AsyncClient]]) -> httpx.AsyncClient:
-    """The api app with the import routes (added here until app.py lists them itself)."""
-    from services.api.app import create_app
-    from services.api.controllers.imports import IMPORT_CONTROLLERS
-
-    def factory(settings: Settings, **kwargs: Any) -> Any:
-        app = create_app(settings, **kwargs)
-        if "/v1/imports" not in app.route_handler_method_map:
-            app = create_app(settings, extra_routes=IMPORT_CONTROLLERS, **kwargs)
-        return app
-
-    return await http_client(factory)
 
 
 @pytest.fixture

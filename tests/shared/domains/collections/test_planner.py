@@ -467,23 +467,27 @@ async def test_a_paused_channel_makes_its_messages_wait_without_using_up_the_ste
     assert attempt.channel == "whatsapp"  # it waited; it did not go by SMS
 
 
-async def test_a_big_plans_send_jobs_fall_due_at_the_pace_of_the_retailers_number(
-    shop: Shop,
-) -> None:
+async def _sixty_planned_send_jobs(shop: Shop) -> list[OutboxJob]:
+    """Sixty debtors with a step due now, planned: the send jobs, in the order they fall due."""
     for n in range(60):
         debtor = await shop.customer(phone=f"+55119876{n:05d}")
         await shop.installment(debtor, TODAY + timedelta(days=3))
-    before = datetime.now(UTC)
-
     assert (await shop.plan()).planned == 60
-
-    jobs = list(
+    return list(
         await shop.session.scalars(
             select(OutboxJob)
             .where(OutboxJob.actor == "collections.send")
             .order_by(OutboxJob.not_before)
         )
     )
+
+
+async def test_a_big_plans_send_jobs_fall_due_at_the_pace_of_the_retailers_number(
+    shop: Shop,
+) -> None:
+    before = datetime.now(UTC)
+    jobs = await _sixty_planned_send_jobs(shop)
+
     assert [len(j.args["attempt_ids"]) for j in jobs] == [25, 25, 10]
     # the first at once; each next one when the number has sent the one before (25 messages
     # at 75 % of 80 msg/s), from the real instant since the plan's own is past
@@ -499,19 +503,8 @@ async def test_sms_send_jobs_fall_due_at_the_pace_of_the_sms_account(shop: Shop)
         .where(CadenceStep.tenant_id == shop.tenant_id)
         .values(channel="sms", fallback_channel=None)
     )
-    for n in range(60):
-        debtor = await shop.customer(phone=f"+55119876{n:05d}")
-        await shop.installment(debtor, TODAY + timedelta(days=3))
+    jobs = await _sixty_planned_send_jobs(shop)
 
-    assert (await shop.plan()).planned == 60
-
-    jobs = list(
-        await shop.session.scalars(
-            select(OutboxJob)
-            .where(OutboxJob.actor == "collections.send")
-            .order_by(OutboxJob.not_before)
-        )
-    )
     assert [len(j.args["attempt_ids"]) for j in jobs] == [25, 25, 10]
     # 25 messages at 75 % of the account's 10 msg/s, not at the WhatsApp number's pace
     assert jobs[2].not_before - jobs[1].not_before == timedelta(seconds=25 / 7.5)
