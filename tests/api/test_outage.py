@@ -27,7 +27,7 @@ async def postgres(migrated: Settings) -> AsyncIterator[TcpProxy]:
     proxy = TcpProxy.before_database(migrated.database_url)
     await proxy.start()
     yield proxy
-    await proxy.close()
+    await proxy.down()
 
 
 async def test_while_postgres_is_away_the_api_answers_503_and_then_serves_again(

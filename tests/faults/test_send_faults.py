@@ -388,7 +388,7 @@ async def test_a_postgres_restart_loses_no_reminder(
         rows = await r.settle()
     finally:
         r.stop_all()
-        await postgres.close()
+        await postgres.down()
 
     states = check(rows, await r.sandbox_counts(sandbox))
     assert states["failed"] == 0 and len(rows) == 60, outcomes(rows)

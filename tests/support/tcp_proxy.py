@@ -58,9 +58,6 @@ class TcpProxy:
         if server is not None:
             await server.wait_closed()
 
-    async def close(self) -> None:
-        await self.down()
-
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             if self.host.startswith("/"):
